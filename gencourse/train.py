@@ -1,0 +1,387 @@
+"""One training loop for every chapter.
+
+The loop knows nothing about models.  A chapter supplies a *step function*::
+
+    def step(batch, trainer) -> dict[str, Tensor]:
+        loss = ...                          # forward pass (runs under trainer's autocast)
+        trainer.optimize(loss, optimizer)   # zero_grad, backward, (unscale, clip), step
+        return {"loss": loss}               # scalar tensors to log
+
+and :class:`Trainer` runs it for a budget of steps or seconds with
+
+* a ``tqdm.auto`` progress bar showing the running loss;
+* a :class:`History` of the logged values, averaged over each log interval;
+* mixed precision on CUDA (bf16 on Ampere and newer, fp16 with a gradient
+  scaler on older GPUs such as the T4), full precision on the CPU;
+* no host synchronisation on ordinary steps: logged values are summed on the
+  device and copied to the host once every ``log_every`` steps;
+* a check for NaN/inf at every log point that restores the last good weights
+  and raises :class:`NonFiniteLossError` with a clear message;
+* Ctrl-C (``KeyboardInterrupt``) ending the run cleanly: the models keep what
+  they learned and ``fit`` returns the history so far (``history.interrupted``).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Trainer", "History", "NonFiniteLossError", "amp_dtype"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A logged value became NaN or infinite; the weights were restored to the last good log point."""
+
+
+@dataclass
+class History:
+    """Logged values of a run: ``values[name][i]`` is the mean of ``name`` over the
+    log interval that ended at step ``steps[i]``, ``times[i]`` seconds into training."""
+
+    steps: list = field(default_factory=list)
+    times: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+    def append(self, step: int, seconds: float, values: Mapping[str, float]) -> None:
+        n = len(self.steps)
+        for k, v in values.items():
+            # a name that first appears late is padded with NaN so all lists align with steps
+            self.values.setdefault(k, [math.nan] * n).append(float(v))
+        for k, lst in self.values.items():
+            if len(lst) < n + 1:
+                lst.append(math.nan)
+        self.steps.append(int(step))
+        self.times.append(float(seconds))
+
+    def __getitem__(self, name: str) -> list:
+        return self.values[name]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def last(self, name: str) -> float:
+        """Most recent logged value of ``name``."""
+        if not self.values.get(name):
+            raise KeyError(f"nothing logged under {name!r}; logged: {sorted(self.values)}")
+        return self.values[name][-1]
+
+    def to_dict(self) -> dict:
+        return {"steps": list(self.steps), "times": list(self.times),
+                "values": {k: list(v) for k, v in self.values.items()}, "interrupted": self.interrupted}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "History":
+        return cls(list(d["steps"]), list(d["times"]), {k: list(v) for k, v in d["values"].items()},
+                   bool(d.get("interrupted", False)))
+
+    def plot(self, names=None, ax=None, **kw):
+        """Loss curves (see :func:`gencourse.viz.plot_history`)."""
+        from .viz import plot_history
+
+        return plot_history(self, names=names, ax=ax, **kw)
+
+
+def amp_dtype(device: torch.device, amp: bool | str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``device``: bf16 on GPUs that support it, fp16 on
+    older CUDA GPUs, ``None`` (full precision) on the CPU or when ``amp`` is False."""
+    if amp is False or device.type != "cuda":
+        return None
+    if amp in ("bf16", torch.bfloat16):
+        return torch.bfloat16
+    if amp in ("fp16", torch.float16):
+        return torch.float16
+    if amp not in (True, "auto"):
+        raise ValueError(f"amp must be 'auto', True, False, 'bf16' or 'fp16', got {amp!r}")
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+
+
+def _progress_mode(progress: bool | str) -> str:
+    if progress in (False, "off"):
+        return "off"
+    env = os.environ.get("GENCOURSE_PROGRESS", "").lower()
+    if progress in (True, "auto") and env in ("summary", "off", "bar"):
+        return env
+    return "bar"
+
+
+class Trainer:
+    """Runs ``step_fn(batch, trainer)`` over ``data`` for a budget of steps or seconds.
+
+    Parameters
+    ----------
+    step_fn:
+        Performs one update and returns a dict of scalar tensors to log.
+    data:
+        An iterable of batches (re-iterated at the end of each epoch, e.g. a
+        :class:`gencourse.data.BatchIterator` or a ``DataLoader``), or a callable
+        returning a fresh batch on each call (e.g. toy data sampled per step).
+    modules, optimizers:
+        Named modules and optimizers; the trainer puts the modules in training
+        mode, snapshots them for NaN recovery and saves them in ``state_dict``.
+    amp:
+        ``"auto"`` (default), ``"bf16"``, ``"fp16"`` or ``False``; see :func:`amp_dtype`.
+    log_every:
+        Steps between copies of the logged values to the host (one sync each).
+    grad_clip:
+        If set, :meth:`optimize` clips the gradient norm of each optimizer's parameters.
+    """
+
+    def __init__(self, step_fn: Callable[[Any, "Trainer"], Mapping[str, Tensor]],
+                 data: Iterable | Callable[[], Any], *,
+                 modules: Mapping[str, nn.Module] | nn.Module,
+                 optimizers: Mapping[str, torch.optim.Optimizer] | torch.optim.Optimizer | None = None,
+                 device: torch.device | str | None = None, amp: bool | str = "auto",
+                 log_every: int = 50, grad_clip: float | None = None,
+                 progress: bool | str = "auto", desc: str = "training"):
+        if not callable(step_fn):
+            raise TypeError("step_fn must be a function step(batch, trainer) -> dict of scalar tensors")
+        if log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {log_every}")
+        self.step_fn, self.data = step_fn, data
+        self.modules = {"model": modules} if isinstance(modules, nn.Module) else dict(modules)
+        if optimizers is None:
+            optimizers = {}
+        self.optimizers = {"opt": optimizers} if isinstance(optimizers, torch.optim.Optimizer) else dict(optimizers)
+        if device is None:
+            first = next((p for m in self.modules.values() for p in m.parameters()), None)
+            device = first.device if first is not None else torch.device("cpu")
+        self.device = torch.device(device)
+        self.dtype = amp_dtype(self.device, amp)
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        self.log_every, self.grad_clip = log_every, grad_clip
+        self.progress, self.desc = progress, desc
+        self.step = 0  # global step count, kept across fit() calls
+        self.history = History()
+        self._seconds = 0.0  # training time accumulated over fit() calls
+        self._batches = None
+        self.data_epoch, self.data_pos = 0, 0  # position in a resumable data source
+        self._good = None  # snapshot of the last weights that gave finite values
+
+    # -- helpers for step functions ---------------------------------------------------------
+    def autocast(self):
+        """Mixed-precision context for the forward pass (a no-op on the CPU)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def optimize(self, loss: Tensor, optimizer: torch.optim.Optimizer, *, retain_graph: bool = False) -> None:
+        """``zero_grad``, backward (scaled under fp16), optional clipping, ``step``."""
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward(retain_graph=retain_graph)
+            if self.grad_clip is not None:
+                self.scaler.unscale_(optimizer)
+                self._clip(optimizer)
+            self.scaler.step(optimizer)
+        else:
+            loss.backward(retain_graph=retain_graph)
+            if self.grad_clip is not None:
+                self._clip(optimizer)
+            optimizer.step()
+
+    def _clip(self, optimizer):
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+
+    # -- the loop -----------------------------------------------------------------------
+    def _next_batch(self):
+        if callable(self.data) and not hasattr(self.data, "__iter__"):
+            return self.data()
+        resumable = hasattr(self.data, "batches")  # e.g. BatchIterator: (epoch, position) restartable
+        for _ in range(2):
+            if self._batches is None:
+                self._batches = (self.data.batches(self.data_epoch, self.data_pos) if resumable
+                                 else iter(self.data))
+            try:
+                batch = next(self._batches)
+                self.data_pos += 1
+                return batch
+            except StopIteration:  # end of an epoch: start the next one
+                self._batches = None
+                self.data_epoch, self.data_pos = self.data_epoch + 1, 0
+        raise ValueError("data yielded no batches (is the dataset smaller than one batch?)")
+
+    def _snapshot(self):
+        self._good = {
+            "step": self.step,
+            "modules": {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in self.modules.items()},
+            "optimizers": {k: _clone_state(o.state_dict()) for k, o in self.optimizers.items()},
+        }
+
+    def _restore(self):
+        if self._good is None:
+            return None
+        for k, m in self.modules.items():
+            m.load_state_dict(self._good["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(self._good["optimizers"][k])
+        return self._good["step"]
+
+    def fit(self, steps: int | None = None, seconds: float | None = None, *,
+            callback: Callable[["Trainer"], None] | None = None, callback_every: int | None = None) -> History:
+        """Train for ``steps`` more steps and/or ``seconds`` more seconds (whichever ends first).
+
+        ``callback(trainer)`` runs every ``callback_every`` steps (default: at each
+        log point), e.g. to draw samples during training.  Returns :attr:`history`,
+        which accumulates over repeated calls.
+        """
+        if steps is None and seconds is None:
+            raise ValueError("give a budget: steps=... and/or seconds=...")
+        if steps is not None and (not isinstance(steps, int) or steps < 0):
+            raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+        if seconds is not None and not seconds >= 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        callback_every = callback_every or self.log_every
+        for m in self.modules.values():
+            m.train()
+        mode = _progress_mode(self.progress)
+        bar = None
+        if mode == "bar":
+            from tqdm.auto import tqdm
+
+            total = steps if steps is not None else int(math.ceil(seconds))
+            bar = tqdm(total=total, desc=self.desc, unit="step" if steps is not None else "s", leave=True)
+        self._snapshot()
+        self.history.interrupted = False
+        sums: dict[str, Tensor] = {}
+        count, start_step = 0, self.step
+        t0 = time.perf_counter()
+        base = self._seconds
+        last_bar = 0.0
+
+        def flush():
+            nonlocal sums, count, last_bar
+            if count == 0:
+                return
+            names = list(sums)
+            means = (torch.stack([sums[k] for k in names]) / count).tolist()  # the one host sync
+            values = dict(zip(names, means))
+            elapsed = time.perf_counter() - t0
+            bad = [k for k, v in values.items() if not math.isfinite(v)]
+            if bad:
+                good_step = self._restore()
+                self.history.append(self.step, base + elapsed, values)
+                raise NonFiniteLossError(
+                    f"{', '.join(bad)} became {values[bad[0]]} between steps {self.step - count + 1} and {self.step}. "
+                    f"Stopped; the weights and optimizer state were restored to step {good_step}, the last log point "
+                    "with finite values. Common causes: a learning rate that is too high, log(0) or division "
+                    "by zero in the loss, or exploding gradients (try grad_clip=1.0)."
+                )
+            self.history.append(self.step, base + elapsed, values)
+            self._snapshot()
+            sums, count = {}, 0
+            if bar is not None:
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in list(values.items())[:3])
+                bar.set_postfix_str(shown, refresh=False)
+                if steps is None:
+                    bar.update(min(int(elapsed), bar.total) - bar.n)
+                else:
+                    bar.update(self.step - start_step - bar.n)
+
+        try:
+            while True:
+                done = self.step - start_step
+                if steps is not None and done >= steps:
+                    break
+                if seconds is not None and time.perf_counter() - t0 >= seconds:
+                    break
+                batch = self._next_batch()
+                with self.autocast():
+                    out = self.step_fn(batch, self)
+                if self.scaler is not None:
+                    self.scaler.update()
+                if not isinstance(out, Mapping):
+                    raise TypeError(f"step_fn must return a dict of scalar tensors, got {type(out).__name__}")
+                for k, v in out.items():
+                    v = v.detach().float() if isinstance(v, Tensor) else torch.tensor(float(v))
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                self.step += 1
+                count += 1
+                if count >= self.log_every:
+                    flush()
+                if callback is not None and (self.step - start_step) % callback_every == 0:
+                    callback(self)
+            flush()
+        except KeyboardInterrupt:
+            self.history.interrupted = True
+            try:
+                flush()
+            except NonFiniteLossError:
+                pass
+            print(f"Interrupted at step {self.step}: the models keep their weights and the history "
+                  "so far is returned.")
+        finally:
+            self._seconds = base + (time.perf_counter() - t0)
+            if bar is not None:
+                bar.close()
+        if mode != "off" and not self.history.interrupted:
+            last = {k: v[-1] for k, v in self.history.values.items()} if len(self.history) else {}
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in list(last.items())[:4])
+            print(f"{self.desc}: {self.step - start_step} steps in {time.perf_counter() - t0:.1f} s"
+                  + (f" | {shown}" if shown else ""))
+        return self.history
+
+    @property
+    def seconds(self) -> float:
+        """Training time accumulated over all ``fit`` calls."""
+        return self._seconds
+
+    # -- saving and resuming ------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to resume: weights, optimizer and scaler state, step, history, data epoch."""
+        state = {
+            "step": self.step,
+            "seconds": self._seconds,
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "history": self.history.to_dict(),
+            "data_position": [self.data_epoch, self.data_pos],
+            "rng": {"cpu": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        missing = {"modules", "step"} - set(state)
+        if missing:
+            raise ValueError(f"not a Trainer state: missing {sorted(missing)}")
+        if set(state["modules"]) != set(self.modules):
+            raise ValueError(f"state has modules {sorted(state['modules'])}, trainer has {sorted(self.modules)}")
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            if k in state.get("optimizers", {}):
+                o.load_state_dict(state["optimizers"][k])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self._seconds = float(state.get("seconds", 0.0))
+        if "history" in state:
+            self.history = History.from_dict(state["history"])
+        if "data_position" in state:
+            self.data_epoch, self.data_pos = (int(v) for v in state["data_position"])
+            self._batches = None
+        rng = state.get("rng")
+        if rng is not None:
+            torch.set_rng_state(rng["cpu"])
+            if rng.get("cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _clone_state(obj):
+    if isinstance(obj, Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_state(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone_state(v) for v in obj]
+    return obj

@@ -1,0 +1,143 @@
+"""Seeding, device choice and the FAST/FULL run mode, in one place.
+
+Every notebook starts with :func:`setup`, which seeds all generators, picks the
+device and prints what it chose.  Budgets (training steps, sample counts, ...)
+come from :func:`budget`, so the same notebook runs in seconds on a laptop CPU
+(FAST) and trains properly on a GPU (FULL).
+"""
+from __future__ import annotations
+
+import os
+import random
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+MODES = ("fast", "full")
+MODE_ENV = "GENCOURSE_MODE"
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and every CUDA device).
+
+    Returns a fresh CPU ``torch.Generator`` seeded with ``seed`` for code that
+    wants an explicit ``generator=`` argument.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve ``"auto"`` to CUDA when available, else Apple MPS, else CPU.
+
+    Any other value is passed to ``torch.device``; asking for CUDA on a machine
+    without it is an error that says so, rather than a failure later on.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {device!r} was requested but torch sees no CUDA GPU. "
+            "Use device='auto' (falls back to the CPU) or, on Colab, choose "
+            "Runtime > Change runtime type > GPU."
+        )
+    return dev
+
+
+def run_mode() -> str:
+    """The run mode: ``GENCOURSE_MODE`` if set, else ``full`` with a CUDA GPU, else ``fast``."""
+    value = os.environ.get(MODE_ENV, "").strip().lower()
+    if value:
+        if value not in MODES:
+            raise ValueError(
+                f"{MODE_ENV}={value!r} is not a run mode; expected one of {MODES}. "
+                f"Unset it to choose automatically (full on a CUDA GPU, fast otherwise)."
+            )
+        return value
+    return "full" if torch.cuda.is_available() else "fast"
+
+
+class Budget(Mapping[str, Any]):
+    """Read-only settings for the current mode; use ``b.steps`` or ``b["steps"]``."""
+
+    def __init__(self, mode: str, values: Mapping[str, Any]):
+        self._mode = mode
+        self._values = MappingProxyType(dict(values))
+
+    mode = property(lambda self: self._mode)
+    fast = property(lambda self: self._mode == "fast")
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(
+                f"budget has no setting {name!r}; it has {sorted(self._values)}"
+            ) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        return f"Budget(mode={self._mode!r}, {items})"
+
+
+def budget(*, fast: Mapping[str, Any], full: Mapping[str, Any], mode: str | None = None) -> Budget:
+    """Pick the settings for the current run mode.
+
+    ``fast`` and ``full`` must name the same keys, so a notebook can never read a
+    setting that exists in one mode only::
+
+        B = budget(fast=dict(steps=200, n_samples=500), full=dict(steps=8000, n_samples=10_000))
+        fit(..., steps=B.steps)
+    """
+    if set(fast) != set(full):
+        raise ValueError(
+            "fast and full budgets must have the same keys; "
+            f"only in fast: {sorted(set(fast) - set(full))}, only in full: {sorted(set(full) - set(fast))}"
+        )
+    mode = run_mode() if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return Budget(mode, fast if mode == "fast" else full)
+
+
+def setup(seed: int = 0, device: str | torch.device = "auto", *, quiet: bool = False) -> torch.device:
+    """Notebook header: seed everything, choose the device, set the figure style.
+
+    Prints one line with the device, the run mode and the library versions.
+    """
+    from . import __version__
+    from .viz import set_style
+
+    seed_everything(seed)
+    dev = get_device(device)
+    set_style()
+    if not quiet:
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
+        print(
+            f"gencourse {__version__} | torch {torch.__version__} | device: {name} | "
+            f"mode: {run_mode().upper()} | seed: {seed}"
+        )
+    return dev
