@@ -51,8 +51,11 @@ class Checkpoint:
 
 def _plain(obj: Any, where: str = "meta") -> Any:
     """Check that metadata is JSON-like (weights_only loading accepts nothing else)."""
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+    if obj is None or isinstance(obj, bool):
         return obj
+    for kind in (int, float, str):  # also turns subclasses (e.g. torch's TorchVersion) into plain values
+        if isinstance(obj, kind):
+            return kind(obj)
     if isinstance(obj, (list, tuple)):
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
     if isinstance(obj, Mapping):
@@ -137,7 +140,7 @@ def save(path: str | os.PathLike, state: Mapping[str, Any] | nn.Module, *, confi
         "metrics": _plain(dict(metrics or {}), "metrics"),
         "command": command,
         "gencourse_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "tensors_sha256": tensors_sha256(payload_state),
         **_plain(dict(extra or {}), "extra"),
@@ -163,9 +166,11 @@ def load(path: str | os.PathLike, modules: Mapping[str, nn.Module] | nn.Module |
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else "")
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated, corrupt, or not written by gencourse.checkpoint.save): "
-            f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}. "
+            f"{type(err).__name__}: {detail[:300]}. "
             "Delete it and train again (or restore it from the repository)."
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -362,6 +362,9 @@ def load(name: str, split: str = "train", *, root: str | os.PathLike | None = No
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     spec = _spec(name)
     srcs = tuple(sources) if sources is not None else _sources_from_env()
+    unknown = [s for s in srcs if s not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown data source(s) {unknown}; expected some of {SOURCES}")
     return _load_cached(spec.name, split, str(data_root(root)), srcs)
 
 

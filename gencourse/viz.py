@@ -147,9 +147,26 @@ def animate_frames(frames: Sequence, *, titles: Sequence[str] | None = None, int
 
     render(0)
     anim = animation.FuncAnimation(fig, render, frames=len(frames), interval=interval, blit=False)
-    html = HTML(anim.to_jshtml(default_mode="once"))
+    html = HTML(_self_contained(anim.to_jshtml(default_mode="once")))
     plt.close(fig)
     return html
+
+
+# matplotlib's player links Font Awesome from a CDN for its button icons; a page
+# that must work offline gets plain Unicode glyphs instead.
+_GLYPHS = {"fa-minus": "\\2212", "fa-fast-backward": "\\23EE", "fa-step-backward": "\\23F4\\23F4",
+           "fa-play": "\\25B6", "fa-pause": "\\23F8", "fa-step-forward": "\\23F5\\23F5",
+           "fa-fast-forward": "\\23ED", "fa-plus": "+"}
+
+
+def _self_contained(html: str) -> str:
+    import re
+
+    html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "", html)
+    css = "".join(f'.anim-buttons i.fa.{k}::before{{content:"{v}";font-family:sans-serif;font-style:normal}}'
+                  for k, v in _GLYPHS.items())
+    css += ".anim-buttons i.fa-flip-horizontal{display:inline-block;transform:scaleX(-1)}"
+    return f"<style>{css}</style>" + html
 
 
 def _to_2d(frame, value_range):

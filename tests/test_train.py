@@ -1,0 +1,176 @@
+import math
+import os
+import signal
+
+import pytest
+import torch
+from torch import nn
+
+from gencourse import data
+from gencourse.train import History, NonFiniteLossError, Trainer, amp_dtype
+
+
+def regression_problem(gen, n=256):
+    x = torch.randn(n, 3, generator=gen)
+    w_true = torch.tensor([[1.5], [-2.0], [0.5]])
+    y = x @ w_true + 0.3 + 0.01 * torch.randn(n, 1, generator=gen)
+    return x, y
+
+
+def make_step(model, opt):
+    def step(batch, trainer):
+        x, y = batch
+        loss = ((model(x) - y) ** 2).mean()
+        trainer.optimize(loss, opt)
+        return {"loss": loss}
+    return step
+
+
+def test_trainer_reaches_least_squares_solution(gen):
+    x, y = regression_problem(gen)
+    model = nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    trainer = Trainer(make_step(model, opt), data.BatchIterator(x, y, batch_size=64, seed=0),
+                      modules=model, optimizers=opt, log_every=10, progress=False)
+    hist = trainer.fit(steps=600)
+    # reference: the closed-form least-squares fit with an intercept
+    X = torch.cat([x, torch.ones(len(x), 1)], 1).double()
+    sol = torch.linalg.lstsq(X, y.double()).solution.squeeze()
+    got = torch.cat([model.weight.detach().squeeze(), model.bias.detach()]).double()
+    assert torch.allclose(got, sol, atol=5e-3)
+    assert trainer.step == 600 and hist.steps[-1] == 600 and len(hist) == 60
+    assert hist["loss"][-1] < 0.01 * hist["loss"][0]
+
+
+def test_history_averages_each_log_interval():
+    model = nn.Linear(1, 1)
+
+    def step(batch, trainer):
+        return {"value": torch.tensor(float(trainer.step + 1))}  # 1, 2, 3, ...
+
+    trainer = Trainer(step, lambda: None, modules=model, log_every=4, progress=False)
+    hist = trainer.fit(steps=10)
+    # intervals: steps 1-4, 5-8, 9-10 -> means 2.5, 6.5, 9.5
+    assert hist.steps == [4, 8, 10] and hist["value"] == [2.5, 6.5, 9.5]
+    trainer.fit(steps=2)  # fit continues the same run
+    assert hist.steps[-1] == 12 and hist.last("value") == 11.5
+    rt = History.from_dict(hist.to_dict())
+    assert rt.values == hist.values and rt.steps == hist.steps
+
+
+def test_seconds_budget_stops():
+    model = nn.Linear(1, 1)
+    trainer = Trainer(lambda b, t: {"x": torch.zeros(())}, lambda: None, modules=model, progress=False)
+    trainer.fit(seconds=0.2)
+    assert trainer.step > 0 and 0.2 <= trainer.seconds < 5
+
+
+def test_bad_budget_and_step_output():
+    model = nn.Linear(1, 1)
+    trainer = Trainer(lambda b, t: 1.0, lambda: None, modules=model, progress=False)
+    with pytest.raises(ValueError, match="give a budget"):
+        trainer.fit()
+    with pytest.raises(ValueError, match="non-negative"):
+        trainer.fit(steps=-3)
+    with pytest.raises(TypeError, match="dict of scalar tensors"):
+        trainer.fit(steps=1)
+
+
+def test_nan_stops_with_message_and_keeps_last_good_weights(gen):
+    x, y = regression_problem(gen)
+    batches = data.BatchIterator(x, y, batch_size=32, seed=0)
+
+    def run(n_steps, poison_at=None):
+        torch.manual_seed(0)
+        model = nn.Linear(3, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        inner = make_step(model, opt)
+
+        def step(batch, trainer):
+            out = inner(batch, trainer)
+            if poison_at is not None and trainer.step + 1 >= poison_at:
+                with torch.no_grad():
+                    model.weight.fill_(float("nan"))
+                return {"loss": torch.tensor(float("nan"))}
+            return out
+
+        trainer = Trainer(step, batches, modules=model, optimizers=opt, log_every=5, progress=False)
+        trainer.data_epoch = 0
+        return trainer, model, lambda: trainer.fit(steps=n_steps)
+
+    reference, ref_model, fit = run(10)
+    fit()
+    trainer, model, fit = run(20, poison_at=13)
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan between steps 11 and 15.*restored to step 10"):
+        fit()
+    assert torch.isfinite(model.weight).all()
+    assert torch.equal(model.weight, ref_model.weight) and torch.equal(model.bias, ref_model.bias)
+
+
+def test_ctrl_c_returns_partial_model_and_history(gen):
+    x, y = regression_problem(gen)
+    model = nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    inner = make_step(model, opt)
+    before = model.weight.detach().clone()
+
+    def step(batch, trainer):
+        out = inner(batch, trainer)
+        if trainer.step + 1 == 23:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C (or "interrupt kernel") sends
+        return out
+
+    trainer = Trainer(step, data.BatchIterator(x, y, batch_size=32), modules=model, optimizers=opt,
+                      log_every=10, progress=False)
+    hist = trainer.fit(steps=1000)
+    assert hist.interrupted
+    assert 22 <= trainer.step < 1000  # the interrupted step may not be counted
+    assert hist.steps[-1] == trainer.step  # the partial interval was logged too
+    assert not torch.equal(model.weight, before)
+
+
+def test_resume_from_state_dict_equals_one_run(gen):
+    x, y = regression_problem(gen)
+
+    def fresh():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.2), nn.Linear(8, 1))  # dropout uses the global RNG
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        t = Trainer(make_step(model, opt), data.BatchIterator(x, y, batch_size=48, seed=3),
+                    modules=model, optimizers=opt, log_every=4, progress=False)
+        return t, model
+
+    one, m1 = fresh()
+    one.fit(steps=14)
+    a, _ = fresh()
+    a.fit(steps=7)
+    state = a.state_dict()
+    b, m2 = fresh()
+    torch.manual_seed(999)  # whatever happened in between
+    b.load_state_dict(state)
+    b.fit(steps=7)
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert b.step == 14 and b.history.steps[-1] == 14
+
+
+def test_amp_dtype_on_cpu_is_full_precision():
+    assert amp_dtype(torch.device("cpu")) is None
+    assert amp_dtype(torch.device("cpu"), "bf16") is None
+    with pytest.raises(ValueError):
+        amp_dtype(torch.device("cuda"), "int8")
+
+
+def test_grad_clip_limits_update():
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+
+    def step(batch, trainer):
+        loss = (model(torch.ones(1, 1)) - 100.0).pow(2).sum()  # gradient -200
+        trainer.optimize(loss, opt)
+        return {"loss": loss}
+
+    Trainer(step, lambda: None, modules=model, grad_clip=1.0, progress=False).fit(steps=1)
+    assert math.isclose(float(model.weight.detach()), 1.0, rel_tol=1e-5)  # clipped to norm 1, lr 1

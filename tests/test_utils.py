@@ -1,0 +1,79 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import gencourse as gc
+from gencourse import utils
+
+
+def test_seed_everything_makes_all_generators_repeat():
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    g1 = gc.seed_everything(7)
+    a = draw() + (float(torch.rand(1, generator=g1)),)
+    g2 = gc.seed_everything(7)
+    b = draw() + (float(torch.rand(1, generator=g2)),)
+    assert a == b
+    gc.seed_everything(8)
+    assert draw() != a[:3]
+
+
+def test_seed_rejects_negative():
+    with pytest.raises(ValueError, match="non-negative"):
+        gc.seed_everything(-1)
+
+
+def test_get_device_auto_and_explicit():
+    dev = gc.get_device("auto")
+    assert dev.type == ("cuda" if torch.cuda.is_available() else dev.type)
+    assert gc.get_device("cpu") == torch.device("cpu")
+    assert gc.get_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised on a machine without CUDA")
+def test_get_device_cuda_without_gpu_says_how_to_fix():
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        gc.get_device("cuda")
+
+
+def test_run_mode_from_env(monkeypatch):
+    monkeypatch.setenv("GENCOURSE_MODE", "FULL")
+    assert gc.run_mode() == "full"
+    monkeypatch.setenv("GENCOURSE_MODE", "fast")
+    assert gc.run_mode() == "fast"
+    monkeypatch.setenv("GENCOURSE_MODE", "medium")
+    with pytest.raises(ValueError, match="fast.*full"):
+        gc.run_mode()
+    monkeypatch.delenv("GENCOURSE_MODE")
+    assert gc.run_mode() == ("full" if torch.cuda.is_available() else "fast")
+
+
+def test_budget_picks_mode_and_checks_keys(monkeypatch):
+    monkeypatch.setenv("GENCOURSE_MODE", "fast")
+    b = gc.budget(fast=dict(steps=10, n=5), full=dict(steps=1000, n=500))
+    assert (b.steps, b["n"], b.mode, b.fast) == (10, 5, "fast", True)
+    assert dict(b) == {"steps": 10, "n": 5}
+    assert gc.budget(fast=dict(steps=1), full=dict(steps=2), mode="full").steps == 2
+    with pytest.raises(AttributeError, match="has no setting 'epochs'"):
+        b.epochs
+    with pytest.raises(ValueError, match="only in full: \\['lr'\\]"):
+        gc.budget(fast=dict(steps=1), full=dict(steps=2, lr=0.1))
+
+
+def test_setup_prints_device_and_mode(capsys, monkeypatch):
+    monkeypatch.setenv("GENCOURSE_MODE", "fast")
+    dev = utils.setup(seed=3)
+    out = capsys.readouterr().out
+    assert "mode: FAST" in out and "seed: 3" in out and isinstance(dev, torch.device)
+
+
+def test_import_has_no_side_effects():
+    import subprocess
+    import sys
+
+    code = "import gencourse, gencourse.data, gencourse.train, gencourse.viz, gencourse.checkpoint"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout == "" and res.stderr == ""
