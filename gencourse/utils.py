@@ -16,6 +16,10 @@ import numpy as np
 import torch
 
 MODES = ("fast", "full")
+
+
+class UsageError(Exception):
+    """A mistake in how a command was called: reported as one line, without a traceback."""
 MODE_ENV = "GENCOURSE_MODE"
 
 

@@ -1,0 +1,156 @@
+"""Training recipes: one definition of each model the course trains, shared by the
+notebooks, the command line (``python -m gencourse train NAME``) and the shipped
+checkpoints.
+
+A :class:`Recipe` names the pieces a training run needs, each a function of a
+plain ``config`` dict (so a checkpoint's config rebuilds the same model):
+
+* ``build(config) -> {name: module}``
+* ``optimizers(modules, config) -> {name: optimizer}``
+* ``data(config, device, rank, world_size) -> iterable or callable`` of batches
+* ``step(modules, optimizers, config) -> step(batch, trainer) -> dict``
+* ``evaluate(modules, config, device) -> {metric: number}`` (optional)
+
+Model modules register their recipes at import time; :func:`get` imports the
+module that owns a name on demand, so ``import gencourse`` stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["Recipe", "register", "get", "names", "build_trainer", "weights_path", "load_pretrained",
+           "save_pretrained", "WEIGHTS_DIR"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "assets" / "weights"
+
+#: recipe name -> module that registers it (imported lazily by :func:`get`); one line per recipe
+_OWNERS: dict[str, str] = {
+}
+_RECIPES: dict[str, "Recipe"] = {}
+
+
+@dataclass
+class Recipe:
+    name: str
+    description: str
+    defaults: dict
+    build: Callable[[dict], dict]
+    optimizers: Callable[[dict, dict], dict]
+    data: Callable[..., Any]
+    step: Callable[[dict, dict, dict], Callable]
+    evaluate: Callable[..., dict] | None = None
+    datasets: tuple = ()  # datasets the recipe accepts for config["dataset"]
+    notes: dict = field(default_factory=dict)
+
+    def config(self, **overrides) -> dict:
+        """The default config updated with ``overrides``; unknown keys are an error."""
+        unknown = sorted(set(overrides) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"recipe {self.name!r} has no setting(s) {unknown}; it has {sorted(self.defaults)}")
+        cfg = dict(self.defaults, **overrides)
+        if self.datasets and cfg.get("dataset") not in self.datasets:
+            raise ValueError(f"recipe {self.name!r} trains on {list(self.datasets)}, not {cfg.get('dataset')!r}")
+        return cfg
+
+
+def register(recipe: Recipe) -> Recipe:
+    _RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def declare(name: str, module: str) -> None:
+    """Record that ``module`` (e.g. ``"gencourse.vae"``) registers recipe ``name``."""
+    _OWNERS[name] = module
+
+
+PLUGINS_ENV = "GENCOURSE_PLUGINS"  # extra modules that register recipes, comma-separated
+
+
+def _load_plugins() -> None:
+    for mod in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        importlib.import_module(mod)
+
+
+def names() -> list[str]:
+    """Every known recipe name (imports the modules that define them, and ``$GENCOURSE_PLUGINS``)."""
+    for module in sorted(set(_OWNERS.values())):
+        importlib.import_module(module)
+    _load_plugins()
+    return sorted(_RECIPES)
+
+
+def get(name: str) -> Recipe:
+    if name not in _RECIPES:
+        _load_plugins()
+    if name not in _RECIPES and name in _OWNERS:
+        importlib.import_module(_OWNERS[name])
+    if name not in _RECIPES:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(names()) or 'none'}")
+    return _RECIPES[name]
+
+
+def build_trainer(name: str, config: Mapping[str, Any] | None = None, *, device: torch.device | str = "cpu",
+                  rank: int = 0, world_size: int = 1, wrap: Callable[[dict], dict] | None = None, **trainer_kw):
+    """Modules, optimizers, data and a :class:`~gencourse.train.Trainer` for recipe ``name``.
+
+    ``wrap`` (e.g. DistributedDataParallel) may replace the modules used by the
+    step function; the trainer still saves the unwrapped ones.  Returns
+    ``(trainer, modules, config)``.
+    """
+    from .train import Trainer
+
+    recipe = get(name)
+    cfg = recipe.config(**dict(config or {}))
+    device = torch.device(device)
+    modules = {k: m.to(device) for k, m in recipe.build(cfg).items()}
+    step_modules = wrap(modules) if wrap is not None else modules
+    opts = recipe.optimizers(step_modules, cfg)
+    batches = recipe.data(cfg, device, rank, world_size)
+    trainer = Trainer(recipe.step(step_modules, opts, cfg), batches, modules=modules, optimizers=opts,
+                      device=device, desc=name, **trainer_kw)
+    return trainer, modules, cfg
+
+
+def weights_path(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def save_pretrained(name: str, modules: Mapping[str, nn.Module], config: Mapping, *, metrics: Mapping | None = None,
+                    command: str | None = None, path: Path | None = None) -> Path:
+    """Write shipped weights (float16, with config, metrics and the reproducing command)."""
+    from . import checkpoint
+
+    path = Path(path) if path is not None else weights_path(name)
+    checkpoint.save(path, dict(modules), config=dict(config, recipe=name), metrics=metrics, command=command, half=True)
+    return path
+
+
+def load_pretrained(name: str, device: torch.device | str = "cpu", *, path: Path | None = None) -> tuple[dict, Any]:
+    """Rebuild recipe ``name`` from its shipped checkpoint; returns ``(modules, checkpoint)``.
+
+    The modules are in eval mode on ``device``; ``checkpoint.metrics`` holds the
+    numbers measured when the file was made, ``checkpoint.meta["command"]`` how.
+    """
+    from . import checkpoint
+
+    path = Path(path) if path is not None else weights_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no shipped weights for {name!r} at {path}. Train them with "
+            f"`python -m gencourse train {name} --out {path.parent}` or run the notebook in FULL mode."
+        )
+    ck = checkpoint.load(path, map_location="cpu")
+    cfg = {k: v for k, v in ck.config.items() if k != "recipe"}  # the config builds the right architecture
+    recipe = get(name)
+    modules = recipe.build(recipe.config(**cfg))
+    ck.load_into(modules)
+    for m in modules.values():
+        m.to(device).eval()
+    return modules, ck

@@ -1,0 +1,131 @@
+"""``python -m gencourse train``: long, resumable training runs of the course's recipes.
+
+Files in the output folder (``--out``, default ``runs/MODEL``):
+
+* ``state.pt``: everything needed to resume (weights, optimizers, step, history,
+  data position, RNG state), rewritten atomically every ``--save-every`` steps,
+  at the end, and when the run is interrupted;
+* ``MODEL.pt``: the final weights with their config and metrics (the format of
+  the shipped checkpoints, loadable with ``recipes.load_pretrained``);
+* ``metrics.json``: the final metrics and run summary.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint, recipes, utils
+from .train import NonFiniteLossError
+
+
+
+def _error(message: str) -> utils.UsageError:
+    return utils.UsageError(message)
+
+
+def _say(msg: str, rank: int = 0) -> None:
+    if rank == 0:
+        print(msg, flush=True)
+
+
+def run(args) -> int:
+    try:
+        recipe = recipes.get(args.model)
+    except KeyError as err:
+        raise _error(str(err).strip("'\"")) from None
+    if args.steps is not None and args.steps <= 0:
+        raise _error(f"--steps must be a positive number of steps, got {args.steps}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise _error(f"--minutes must be positive, got {args.minutes}")
+    if args.save_every <= 0 or args.log_every <= 0:
+        raise _error("--save-every and --log-every must be positive")
+
+    overrides = dict(getattr(args, "overrides", {}) or {})
+    if args.dataset is not None:
+        overrides["dataset"] = args.dataset
+    out = args.out if args.out is not None else Path("runs") / args.model
+    state_path = out / "state.pt"
+
+    resumed = None
+    if args.resume:
+        if not state_path.is_file():
+            raise _error(f"--resume: there is no {state_path} to resume (train without --resume first)")
+        try:
+            resumed = checkpoint.load(state_path)
+        except checkpoint.CheckpointError as err:
+            raise _error(f"--resume: {err}") from None
+        saved = {k: v for k, v in resumed.config.items() if k != "recipe"}
+        clash = {k: (saved.get(k), v) for k, v in overrides.items() if saved.get(k) != v}
+        if clash:
+            raise _error(f"--resume continues the saved run; these settings differ from it: {clash}")
+        overrides = saved
+    elif state_path.exists():
+        raise _error(f"{state_path} exists: pass --resume to continue that run, or choose another --out")
+    try:
+        cfg = recipe.config(**overrides)
+    except ValueError as err:
+        raise _error(str(err)) from None
+
+    try:
+        device = utils.get_device(args.device)
+    except (RuntimeError, ValueError) as err:
+        raise _error(str(err)) from None
+    utils.seed_everything(args.seed)
+    try:
+        trainer, modules, cfg = recipes.build_trainer(args.model, cfg, device=device, log_every=args.log_every,
+                                                      progress="auto")
+    except Exception as err:  # e.g. the dataset cannot be loaded
+        raise _error(f"could not set up {args.model}: {type(err).__name__}: {err}") from None
+    if resumed is not None:
+        trainer.load_state_dict(resumed.state)
+        _say(f"resuming {args.model} from step {trainer.step} ({state_path})")
+
+    total = args.steps if args.steps is not None else (None if args.minutes else cfg.get("steps"))
+    if total is None and args.minutes is None:
+        raise _error(f"{args.model} has no default number of steps: give --steps or --minutes")
+    command = "python -m gencourse " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else None
+
+    def save_state():
+        checkpoint.save(state_path, trainer.state_dict(), config=dict(cfg, recipe=args.model), command=command)
+
+    _say(f"training {args.model} on {device} ({'until step ' + str(total) if total else f'{args.minutes} min'}); "
+         f"config {json.dumps(cfg)}")
+    deadline = time.perf_counter() + 60 * args.minutes if args.minutes else None
+    status = 0
+    try:
+        while True:
+            left = None if total is None else total - trainer.step
+            if left is not None and left <= 0:
+                break
+            seconds = None if deadline is None else deadline - time.perf_counter()
+            if seconds is not None and seconds <= 0:
+                break
+            chunk = args.save_every if left is None else min(args.save_every, left)
+            trainer.fit(steps=chunk, seconds=seconds)
+            save_state()
+            if trainer.history.interrupted:
+                _say(f"interrupted at step {trainer.step}; saved {state_path}. Continue with --resume.")
+                return 130
+    except NonFiniteLossError as err:
+        save_state()
+        print(f"error: {err}\nThe last good state is in {state_path}.", file=sys.stderr)
+        return 1
+
+    metrics = {"steps": trainer.step, "train_seconds": round(trainer.seconds, 1)}
+    for k, v in trainer.history.values.items():
+        if v:
+            metrics[f"final_{k}"] = v[-1]
+    if recipe.evaluate is not None and not args.no_eval:
+        for m in modules.values():
+            m.eval()
+        with torch.no_grad():
+            metrics.update(recipe.evaluate(modules, cfg, device))
+    metrics["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    recipes.save_pretrained(args.model, modules, cfg, metrics=metrics, command=command, path=out / f"{args.model}.pt")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _say(f"done: {out / (args.model + '.pt')}  metrics: {json.dumps(metrics)}")
+    return status

@@ -1,0 +1,73 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from gencourse import checkpoint
+
+HERE = Path(__file__).resolve().parent
+
+
+def cli(*args, cwd=None):
+    env = dict(os.environ, GENCOURSE_PLUGINS="toy_recipe", PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               GENCOURSE_PROGRESS="off")
+    return subprocess.run([sys.executable, "-m", "gencourse", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def weights(path):
+    return checkpoint.load(path).state["model"]
+
+
+def test_train_writes_state_weights_and_metrics(tmp_path):
+    res = cli("train", "toy-regression", "--steps", 30, "--out", tmp_path / "a", "--save-every", 10, "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    for f in ["state.pt", "toy-regression.pt", "toy-regression.pt.json", "metrics.json"]:
+        assert (tmp_path / "a" / f).exists(), f
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["steps"] == 30 and "prediction_at_ones" in metrics and "final_loss" in metrics
+    ck = checkpoint.load(tmp_path / "a" / "toy-regression.pt")
+    assert ck.config["recipe"] == "toy-regression" and ck.meta["command"].startswith("python -m gencourse train")
+
+
+def test_resume_equals_one_run(tmp_path):
+    assert cli("train", "toy-regression", "--steps", 40, "--out", tmp_path / "one", "--device", "cpu").returncode == 0
+    assert cli("train", "toy-regression", "--steps", 20, "--out", tmp_path / "two", "--device", "cpu").returncode == 0
+    res = cli("train", "toy-regression", "--steps", 40, "--out", tmp_path / "two", "--resume", "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    assert "resuming toy-regression from step 20" in res.stdout
+    a, b = weights(tmp_path / "one" / "toy-regression.pt"), weights(tmp_path / "two" / "toy-regression.pt")
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-3), k  # stored as float16
+    sa, sb = (checkpoint.load(tmp_path / d / "state.pt").state for d in ("one", "two"))
+    for k in sa["modules"]["model"]:
+        assert torch.allclose(sa["modules"]["model"][k], sb["modules"]["model"][k], atol=1e-6), k
+
+
+def test_bad_arguments_fail_cleanly(tmp_path):
+    cases = [
+        (("train", "no-such-model"), "unknown model 'no-such-model'"),
+        (("train", "toy-regression", "--dataset", "cifar10", "--out", tmp_path / "x"), "trains on ['synthetic']"),
+        (("train", "toy-regression", "--steps", "-5", "--out", tmp_path / "x"), "--steps must be a positive"),
+        (("train", "toy-regression", "--set", "depth=3", "--out", tmp_path / "x"), "has no setting(s) ['depth']"),
+        (("train", "toy-regression", "--resume", "--out", tmp_path / "nothing"), "there is no"),
+    ]
+    for args, msg in cases:
+        res = cli(*args)
+        assert res.returncode == 2, (args, res.stdout, res.stderr)
+        assert msg in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "state.pt").write_bytes(b"not a checkpoint")
+    res = cli("train", "toy-regression", "--resume", "--out", tmp_path / "bad")
+    assert res.returncode == 2 and "not a readable checkpoint" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_help_lists_options():
+    res = cli("train", "--help")
+    assert res.returncode == 0
+    for opt in ["--steps", "--minutes", "--out", "--resume", "--dataset"]:
+        assert opt in res.stdout
+    assert "toy-regression" in cli("models").stdout
