@@ -10,6 +10,9 @@ plain ``config`` dict (so a checkpoint's config rebuilds the same model):
 * ``data(config, device, rank, world_size) -> iterable or callable`` of batches
 * ``step(modules, optimizers, config) -> step(batch, trainer) -> dict``
 * ``evaluate(modules, config, device) -> {metric: number}`` (optional)
+* ``sample(modules, config, n, device, generator) -> images`` (optional): float
+  images in [0, 1] of shape (n, 1, 28, 28) (labels too for class-conditional
+  models: ``(images, labels)``), used by the evaluation chapter's leaderboard
 
 Model modules register their recipes at import time; :func:`get` imports the
 module that owns a name on demand, so ``import gencourse`` stays cheap.
@@ -46,6 +49,7 @@ class Recipe:
     data: Callable[..., Any]
     step: Callable[[dict, dict, dict], Callable]
     evaluate: Callable[..., dict] | None = None
+    sample: Callable[..., Any] | None = None
     datasets: tuple = ()  # datasets the recipe accepts for config["dataset"]
     notes: dict = field(default_factory=dict)
 
