@@ -157,6 +157,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
         self.log_every, self.grad_clip = log_every, grad_clip
         self.progress, self.desc = progress, desc
+        self.rank, self.world_size = _dist_rank_world()
         self.step = 0  # global step count, kept across fit() calls
         self.history = History()
         self._seconds = 0.0  # training time accumulated over fit() calls
@@ -241,7 +242,7 @@ class Trainer:
         callback_every = callback_every or self.log_every
         for m in self.modules.values():
             m.train()
-        mode = _progress_mode(self.progress)
+        mode = _progress_mode(self.progress) if self.rank == 0 else "off"
         bar = None
         if mode == "bar":
             from tqdm.auto import tqdm
@@ -256,14 +257,33 @@ class Trainer:
         base = self._seconds
         last_bar = 0.0
 
-        def flush():
+        distributed = self.world_size > 1
+
+        def flush(collective: bool = True):
+            """Copy the interval's means to the host (one sync); under DDP, average them over ranks
+            and agree on whether the time budget is spent. Returns True when the run must stop."""
             nonlocal sums, count, last_bar
-            if count == 0:
-                return
-            names = list(sums)
-            means = (torch.stack([sums[k] for k in names]) / count).tolist()  # the one host sync
-            values = dict(zip(names, means))
             elapsed = time.perf_counter() - t0
+            over_time = seconds is not None and elapsed >= seconds
+            if distributed and collective:
+                import torch.distributed as dist
+
+                names = list(sums)
+                parts = [(sums[k] / count).to(self.device) for k in names] if count else []
+                packed = torch.stack(parts + [torch.tensor(float(over_time), device=self.device)])
+                flag = packed[-1:].clone()
+                dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                over_time = bool(flag.item() > 0)
+                if count == 0:
+                    return over_time
+                means = (packed[:-1] / self.world_size).tolist()
+            else:
+                if count == 0:
+                    return over_time
+                names = list(sums)
+                means = (torch.stack([sums[k] for k in names]) / count).tolist()  # the one host sync
+            values = dict(zip(names, means))
             bad = [k for k, v in values.items() if not math.isfinite(v)]
             if bad:
                 good_step = self._restore()
@@ -284,13 +304,15 @@ class Trainer:
                     bar.update(min(int(elapsed), bar.total) - bar.n)
                 else:
                     bar.update(self.step - start_step - bar.n)
+            return over_time
 
         try:
             while True:
                 done = self.step - start_step
                 if steps is not None and done >= steps:
                     break
-                if seconds is not None and time.perf_counter() - t0 >= seconds:
+                # under DDP the time budget is checked at log points, where the ranks agree on it
+                if not distributed and seconds is not None and time.perf_counter() - t0 >= seconds:
                     break
                 batch = self._next_batch()
                 with self.autocast():
@@ -304,15 +326,15 @@ class Trainer:
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 self.step += 1
                 count += 1
-                if count >= self.log_every:
-                    flush()
+                if count >= self.log_every and flush():
+                    break
                 if callback is not None and (self.step - start_step) % callback_every == 0:
                     callback(self)
             flush()
         except KeyboardInterrupt:
             self.history.interrupted = True
             try:
-                flush()
+                flush(collective=False)  # the other ranks may be anywhere: no collective here
             except NonFiniteLossError:
                 pass
             print(f"Interrupted at step {self.step}: the models keep their weights and the history "
@@ -375,6 +397,14 @@ class Trainer:
             torch.set_rng_state(rng["cpu"])
             if rng.get("cuda") and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _dist_rank_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _clone_state(obj):

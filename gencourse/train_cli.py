@@ -8,10 +8,17 @@ Files in the output folder (``--out``, default ``runs/MODEL``):
 * ``MODEL.pt``: the final weights with their config and metrics (the format of
   the shipped checkpoints, loadable with ``recipes.load_pretrained``);
 * ``metrics.json``: the final metrics and run summary.
+
+Data parallelism: under ``torchrun --nproc_per_node=N -m gencourse train ...``
+each process trains a DistributedDataParallel copy (NCCL on GPUs, gloo on the
+CPU); the recipe's data function gets ``rank`` and ``world_size`` and shards the
+GPU-resident batches (``config["batch_size"]`` is the *global* batch); only rank
+0 prints and writes files.  Learning rates are used as configured, not scaled.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +39,42 @@ def _say(msg: str, rank: int = 0) -> None:
         print(msg, flush=True)
 
 
+def _init_distributed(device_arg: str):
+    """(rank, world_size, local_rank, device) from torchrun's environment; initialises the process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0, None
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_arg != "cpu"
+    if use_cuda:
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return rank, world, local, torch.device("cuda", local) if use_cuda else torch.device("cpu")
+
+
+def _ddp_wrap(local: int, device: torch.device):
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    def wrap(modules: dict) -> dict:
+        return {k: DDP(m, device_ids=[local] if device.type == "cuda" else None)
+                if any(p.requires_grad for p in m.parameters()) else m for k, m in modules.items()}
+    return wrap
+
+
 def run(args) -> int:
+    rank, world, local, dist_device = _init_distributed(args.device)
+    try:
+        return _run(args, rank, world, local, dist_device)
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run(args, rank: int, world: int, local: int, dist_device) -> int:
     try:
         recipe = recipes.get(args.model)
     except KeyError as err:
@@ -71,13 +113,16 @@ def run(args) -> int:
         raise _error(str(err)) from None
 
     try:
-        device = utils.get_device(args.device)
+        device = dist_device or utils.get_device(args.device)
     except (RuntimeError, ValueError) as err:
         raise _error(str(err)) from None
-    utils.seed_everything(args.seed)
+    if "batch_size" in cfg and cfg["batch_size"] % world:
+        raise _error(f"the global batch_size {cfg['batch_size']} must be divisible by the {world} processes")
+    utils.seed_everything(args.seed + rank)  # DDP copies rank 0's initial weights to every rank
     try:
-        trainer, modules, cfg = recipes.build_trainer(args.model, cfg, device=device, log_every=args.log_every,
-                                                      progress="auto")
+        trainer, modules, cfg = recipes.build_trainer(
+            args.model, cfg, device=device, rank=rank, world_size=world, log_every=args.log_every,
+            progress="auto", wrap=_ddp_wrap(local, device) if world > 1 else None)
     except Exception as err:  # e.g. the dataset cannot be loaded
         raise _error(f"could not set up {args.model}: {type(err).__name__}: {err}") from None
     if resumed is not None:
@@ -90,10 +135,16 @@ def run(args) -> int:
     command = "python -m gencourse " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else None
 
     def save_state():
-        checkpoint.save(state_path, trainer.state_dict(), config=dict(cfg, recipe=args.model), command=command)
+        if rank == 0:  # one writer; the other ranks hold identical weights
+            checkpoint.save(state_path, trainer.state_dict(), config=dict(cfg, recipe=args.model), command=command)
 
     _say(f"training {args.model} on {device} ({'until step ' + str(total) if total else f'{args.minutes} min'}); "
-         f"config {json.dumps(cfg)}")
+         f"config {json.dumps(cfg)}", rank)
+    if world > 1:
+        lr = cfg.get("lr", "as configured")
+        _say(f"data parallel: {world} processes ({'nccl' if device.type == 'cuda' else 'gloo'}), global batch "
+             f"{cfg.get('batch_size', '?')} = {world} x {cfg.get('batch_size', 0) // world}, learning rate {lr} "
+             "(not scaled with the batch)", rank)
     deadline = time.perf_counter() + 60 * args.minutes if args.minutes else None
     status = 0
     try:
@@ -108,12 +159,15 @@ def run(args) -> int:
             trainer.fit(steps=chunk, seconds=seconds)
             save_state()
             if trainer.history.interrupted:
-                _say(f"interrupted at step {trainer.step}; saved {state_path}. Continue with --resume.")
+                _say(f"interrupted at step {trainer.step}; saved {state_path}. Continue with --resume.", rank)
                 return 130
     except NonFiniteLossError as err:
         save_state()
-        print(f"error: {err}\nThe last good state is in {state_path}.", file=sys.stderr)
+        if rank == 0:
+            print(f"error: {err}\nThe last good state is in {state_path}.", file=sys.stderr)
         return 1
+    if rank != 0:
+        return 0
 
     metrics = {"steps": trainer.step, "train_seconds": round(trainer.seconds, 1)}
     for k, v in trainer.history.values.items():
@@ -125,6 +179,7 @@ def run(args) -> int:
         with torch.no_grad():
             metrics.update(recipe.evaluate(modules, cfg, device))
     metrics["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    metrics["world_size"] = world
     recipes.save_pretrained(args.model, modules, cfg, metrics=metrics, command=command, path=out / f"{args.model}.pt")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _say(f"done: {out / (args.model + '.pt')}  metrics: {json.dumps(metrics)}")

@@ -71,3 +71,30 @@ def test_help_lists_options():
     for opt in ["--steps", "--minutes", "--out", "--resume", "--dataset"]:
         assert opt in res.stdout
     assert "toy-regression" in cli("models").stdout
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
+    """gloo, 2 ranks x 16 examples == 1 process x 32 examples (same global batch), one writer."""
+    env = dict(os.environ, GENCOURSE_PLUGINS="toy_recipe", GENCOURSE_PROGRESS="off",
+               PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    args = ["train", "toy-regression", "--set", "dropout=0.0", "--steps", "12", "--device", "cpu", "--log-every", "4"]
+    import socket
+
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          f"--master_port={port}",
+                          "-m", "gencourse", *args, "--out", str(tmp_path / "ddp")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert ddp.stdout.count("done:") == 1 and "global batch 32 = 2 x 16" in ddp.stdout
+    single = cli(*args, "--set", "dropout=0.0", "--out", tmp_path / "one")
+    assert single.returncode == 0, single.stderr
+    a = checkpoint.load(tmp_path / "ddp" / "state.pt").state["modules"]["model"]
+    b = checkpoint.load(tmp_path / "one" / "state.pt").state["modules"]["model"]
+    assert set(a) == set(b)  # saved without DDP's "module." prefix
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    files = sorted(p.name for p in (tmp_path / "ddp").iterdir())
+    assert files == ["metrics.json", "state.pt", "state.pt.json", "toy-regression.pt", "toy-regression.pt.json"]

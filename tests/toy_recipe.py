@@ -7,7 +7,7 @@ from gencourse import data, recipes
 
 def _build(cfg):
     torch.manual_seed(cfg["init_seed"])
-    return {"model": nn.Sequential(nn.Linear(4, cfg["width"]), nn.Dropout(0.1), nn.Linear(cfg["width"], 1))}
+    return {"model": nn.Sequential(nn.Linear(4, cfg["width"]), nn.Dropout(cfg["dropout"]), nn.Linear(cfg["width"], 1))}
 
 
 def _optimizers(modules, cfg):
@@ -40,5 +40,5 @@ def _evaluate(modules, cfg, device):
 
 recipes.register(recipes.Recipe(
     name="toy-regression", description="linear-ish regression on random data (tests only)",
-    defaults=dict(width=8, lr=0.01, batch_size=32, init_seed=0, steps=40, dataset="synthetic"),
+    defaults=dict(width=8, dropout=0.1, lr=0.01, batch_size=32, init_seed=0, steps=40, dataset="synthetic"),
     build=_build, optimizers=_optimizers, data=_data, step=_step, evaluate=_evaluate, datasets=("synthetic",)))
