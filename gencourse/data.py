@@ -122,15 +122,15 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _check_bytes(spec: _Spec, fname: str, data: bytes) -> str | None:
-    """None if ``data`` is the official file, else a reason."""
+def _verify(spec: _Spec, fname: str, data: bytes, where: str) -> bytes:
+    """``data`` if it is the official file, else raise _SourceFailed saying how it differs."""
     sha, size = spec.files[fname]
     if len(data) != size:
-        return f"{fname} has {len(data)} bytes, expected {size}"
+        raise _SourceFailed(f"{where}: {fname} has {len(data)} bytes, expected {size} (not the official file)")
     got = _sha256(data)
     if got != sha:
-        return f"{fname} has sha256 {got[:16]}..., expected {sha[:16]}..."
-    return None
+        raise _SourceFailed(f"{where}: {fname} has sha256 {got[:16]}..., expected {sha[:16]}... (not the official file)")
+    return data
 
 
 # ---------------------------------------------------------------------------
@@ -153,10 +153,7 @@ def _from_dir(spec: _Spec, fnames: Sequence[str], directory: Path, gz: bool) -> 
                 data = gzip.decompress(data)
             except (OSError, EOFError) as err:
                 raise _SourceFailed(f"{path} is not a valid gzip file ({err})") from None
-        reason = _check_bytes(spec, fname, data)
-        if reason:
-            raise _SourceFailed(f"{path}: {reason} (not the official file)")
-        out[fname] = data
+        out[fname] = _verify(spec, fname, data, str(path))
     return out
 
 
@@ -249,11 +246,7 @@ def _source_offline_mnist(spec, fnames, root):
     out = {}
     with zipfile.ZipFile(io.BytesIO(zarr_bytes)) as zf:
         for fname in fnames:
-            data = _idx_bytes(_read_zarr_uint8(zf, keys[fname]))
-            reason = _check_bytes(spec, fname, data)
-            if reason:
-                raise _SourceFailed(f"{where}: {reason}")
-            out[fname] = data
+            out[fname] = _verify(spec, fname, _idx_bytes(_read_zarr_uint8(zf, keys[fname])), where)
     return out
 
 
