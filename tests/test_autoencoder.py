@@ -106,3 +106,26 @@ def test_recipes_smoke_train_evaluate_sample(name, overrides):
     assert x.shape == (6, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
     metrics = recipes.get(name).evaluate(modules, cfg, torch.device("cpu"))
     assert metrics["test_bce_per_image"] > 0 and "protocol" in metrics
+
+
+def test_exercise_checks_accept_the_answer_and_name_the_usual_mistakes():
+    from gencourse.checks import CheckFailed
+    from gencourse.checks import autoencoders as check
+
+    assert check.reconstruction_bce(lambda logits, x: ae.bce_loss(logits, x))
+    with pytest.raises(CheckFailed, match="averaged over pixels"):
+        check.reconstruction_bce(lambda logits, x: ae.bce_loss(logits, x) / 784)
+    with pytest.raises(CheckFailed, match="sigmoid twice"):
+        check.reconstruction_bce(lambda logits, x: ae.bce_loss(torch.sigmoid(logits), x))
+
+    def reconstruct(x, k, centre=True):
+        mean, comps, _ = ae.pca(x, k)
+        mean = mean if centre else torch.zeros_like(mean)
+        return (x - mean) @ comps.T @ comps + mean
+
+    assert check.pca_reconstruct(reconstruct)
+    with pytest.raises(CheckFailed, match="add the mean back"):
+        check.pca_reconstruct(lambda x, k: reconstruct(x, k) - x.mean(0))
+    assert check.principal_angles(ae.principal_angles)
+    with pytest.raises(CheckFailed, match="degrees"):
+        check.principal_angles(lambda a, b: ae.principal_angles(a, b) * 180 / math.pi)

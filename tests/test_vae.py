@@ -144,3 +144,31 @@ def test_recipes_smoke_train_evaluate_sample(name):
     assert x.shape == (6, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
     m = recipes.get(name).evaluate(modules, cfg, torch.device("cpu"))
     assert m["test_iwae_nll_nats_k5"] <= -m["test_elbo_nats"] + 1.0 and "k=5" in m["protocol"]
+
+
+def test_exercise_checks_accept_the_answer_and_name_the_usual_mistakes():
+    from gencourse.checks import CheckFailed
+    from gencourse.checks import vae as check
+
+    assert check.kl_diag_gaussian(vae.kl_diag_gaussian)
+    with pytest.raises(CheckFailed, match="sign is wrong"):
+        check.kl_diag_gaussian(lambda mu, lv: -vae.kl_diag_gaussian(mu, lv))
+    with pytest.raises(CheckFailed, match="sigma/sigma\\^2 confusion"):
+        check.kl_diag_gaussian(lambda mu, lv: vae.kl_diag_gaussian(mu, 2 * lv))
+    assert check.reparameterize(lambda mu, lv, eps: mu + torch.exp(0.5 * lv) * eps)
+    with pytest.raises(CheckFailed, match="variance"):
+        check.reparameterize(lambda mu, lv, eps: mu + torch.exp(lv) * eps)
+    assert check.iwae_from_log_weights(lambda lw: torch.logsumexp(lw, 0) - math.log(len(lw)))
+    with pytest.raises(CheckFailed, match="underflows"):
+        check.iwae_from_log_weights(lambda lw: lw.exp().mean(0).log())
+    with pytest.raises(CheckFailed, match="ELBO"):
+        check.iwae_from_log_weights(lambda lw: lw.mean(0))
+
+    def loss(logits, x, mu, lv, beta, pixels="sum"):
+        rec = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1)
+        rec = rec.sum(1) if pixels == "sum" else rec.mean(1)
+        return (rec + beta * vae.kl_diag_gaussian(mu, lv)).mean()
+
+    assert check.beta_vae_loss(loss)
+    with pytest.raises(CheckFailed, match="784 times"):
+        check.beta_vae_loss(lambda *a: loss(*a, pixels="mean"))
