@@ -39,6 +39,7 @@ _OWNERS: dict[str, str] = {
     "ae-fashion-conv": "gencourse.autoencoder",
     "vae-mnist": "gencourse.vae",
     "vae-fashion-2d": "gencourse.vae",
+    "ddpm-mnist": "gencourse.diffusion",
 }
 _RECIPES: dict[str, "Recipe"] = {}
 
