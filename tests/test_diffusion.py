@@ -268,3 +268,57 @@ def test_recipe_smoke_training_sampling_and_checkpoint(tmp_path):
     loaded, ck = recipes.load_pretrained("ddpm-mnist", path=path)
     assert ck.metrics["note"] == "test" and not loaded["ema"].training
     assert torch.allclose(loaded["ema"].scheduler.alphas_cumprod, modules["ema"].scheduler.alphas_cumprod)
+
+
+# -- widgets (built without a display) ---------------------------------------------------------
+def test_widgets_build_and_sweep():
+    from gencourse import widgets
+
+    x0 = torch.rand(2, 1, 28, 28)
+    abars = {k: D.alphas_cumprod(D.make_betas(k, 1000)) for k in ("linear", "cosine")}
+    ex = widgets.schedule_explorer(x0, abars, t=0, generator=torch.Generator().manual_seed(0))
+    assert ex.images.shape == (4, 1, 28, 28) and "SNR" in ex.text.value
+    clean, noisy = ex.sweep("t", [0, 999])
+    assert (clean - x0.repeat(2, 1, 1, 1)).abs().max() < 0.05, "at t = 0 the images are (almost) clean"
+    assert (noisy - x0.repeat(2, 1, 1, 1)).abs().mean() > 0.2
+    net = D.build_model(dict(D.DDPM_DEFAULTS, channels=8, channel_mults=[1, 2])).eval()
+    gs = widgets.guidance_slider(net, torch.arange(3), scales=(0.0, 2.0), steps=2, nrow=3,
+                                 generator=torch.Generator().manual_seed(0))
+    frames = gs.sweep("scale")
+    assert len(frames) == 2 and frames[0].shape == (3, 1, 28, 28)
+    _, snaps = net.sample(3, labels=torch.arange(3), steps=3, frames=2)
+    assert "<script" in widgets.denoising_animation(snaps).data
+
+
+# -- exercise checks reject the usual mistakes -------------------------------------------------
+def test_checks_accept_answers_and_name_mistakes():
+    from gencourse.checks import CheckFailed
+    from gencourse.checks import diffusion as check
+
+    def q(x0, t, n, ab):
+        a = ab[t][:, None]
+        return a.sqrt() * x0 + (1 - a).sqrt() * n
+
+    def pm(x0, xt, t, betas):
+        al = 1 - betas
+        ab = torch.cumprod(al, 0)
+        ap = ab[t - 1] if t > 0 else torch.tensor(1.0, dtype=betas.dtype)
+        return ap.sqrt() * betas[t] / (1 - ab[t]) * x0 + al[t].sqrt() * (1 - ap) / (1 - ab[t]) * xt
+
+    def ddim(xt, eps, at, ap):
+        return ap.sqrt() * (xt - (1 - at).sqrt() * eps) / at.sqrt() + (1 - ap).sqrt() * eps
+
+    assert check.alpha_bar(lambda b: torch.cumprod(1 - b, 0))
+    assert check.q_sample(q) and check.posterior_mean(pm) and check.ddim_step(ddim)
+    assert check.guided_noise(lambda c, u, s: u + s * (c - u))
+    mistakes = [
+        (check.alpha_bar, lambda b: torch.cumprod(b, 0), "cumulative product of the betas"),
+        (check.q_sample, lambda x0, t, n, ab: ab[t][:, None] * x0 + (1 - ab[t][:, None]) * n, "square roots"),
+        (check.q_sample, lambda x0, t, n, ab: ab[t][:, None].sqrt() * x0 + (1 - ab[t][:, None]) * n, "variance"),
+        (check.posterior_mean, lambda x0, xt, t, b: pm(xt, x0, t, b), "swapped"),
+        (check.ddim_step, lambda xt, eps, at, ap: ap.sqrt() * xt + (1 - ap).sqrt() * eps, "predict x0"),
+        (check.guided_noise, lambda c, u, s: (1 + s) * c - s * u, "other convention"),
+    ]
+    for chk, fn, words in mistakes:
+        with pytest.raises(CheckFailed, match=words):
+            chk(fn)
