@@ -74,7 +74,7 @@ def test_bad_inputs_are_explained():
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([1, 2])
     with pytest.raises(ValueError, match="unconditional"):
         uncond(x, t, torch.tensor([1, 2]))
-    cond = UNet(channels=8, channel_mults=(1, 2), num_classes=10)
+    cond = UNet(channels=8, channel_mults=(1, 2), num_classes=10).eval()
     with pytest.raises(ValueError, match="0..10"):
         cond(x, t, torch.tensor([1, 11]))
     with pytest.raises(ValueError, match="expected images"):
