@@ -46,13 +46,13 @@ __all__ = ["load_classifier", "embed", "Embedding", "Result", "Report", "fid", "
            "precision_recall", "density_coverage", "class_accuracy", "evaluate", "frechet_distance",
            "count_modes", "ModeCount", "real_floor", "compute_floor", "write_floors", "leaderboard", "Leaderboard",
            "inception_fid", "InceptionUnavailable", "sensitivity_cases", "FLOOR_PATH", "LEADERBOARD_PATH",
-           "K_NEAREST", "KID_SUBSETS", "KID_SUBSET_SIZE", "IS_SPLITS", "FLOOR_SIZES"]
+           "K_NEAREST", "KID_BLOCKS", "mmd2_unbiased", "IS_SPLITS", "FLOOR_SIZES"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 FLOOR_PATH = ASSETS / "metrics_floor.json"
 LEADERBOARD_PATH = ASSETS / "leaderboard.json"
 K_NEAREST = 5           # neighbours for precision/recall/density/coverage
-KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
+KID_BLOCKS = 10        # disjoint subset pairs for the spread of KID
 IS_SPLITS = 10
 FLOOR_SIZES = (500, 1000, 2000, 5000, 10_000)
 SEED = 0                # every random choice of a protocol (reference subsets, KID subsets, IS splits)
@@ -270,7 +270,7 @@ class _Precomputed(nn.Module):
 
 @contextlib.contextmanager
 def _seeded(seed: int = SEED):
-    """torchmetrics draws KID subsets and IS splits from the global RNG: fix it, then restore it."""
+    """torchmetrics draws the IS splits from the global RNG: fix it, then restore it."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with warnings.catch_warnings():
@@ -320,28 +320,64 @@ def fid(fake, dataset: str, *, real: Any = "test", device: torch.device | str = 
                   f"FID (Fréchet distance, lower is better) in {_space(dataset)}; {len(f)} generated vs {r.source}")
 
 
-def kid(fake, dataset: str, *, real: Any = "test", subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
-        device: torch.device | str = "cpu") -> Result:
-    """Kernel distance: unbiased MMD² with the kernel ``(x.y / d + 1)^3`` on classifier features.
+def _poly_kernel_sum(x: Tensor, y: Tensor | None = None, chunk: int = 2048) -> float:
+    """Sum of ``k(a, b) = (a.b / d + 1)^3`` over all pairs of rows (a of x, b of y), without the diagonal
+    when ``y`` is None (then pairs of x with itself); accumulated in float64, chunk by chunk."""
+    d, total = x.shape[1], 0.0
+    other = x if y is None else y
+    for i in range(0, len(x), chunk):
+        k = (x[i:i + chunk] @ other.T / d + 1) ** 3                # (chunk, len(other))
+        total += float(k.sum(dtype=torch.float64))
+        if y is None:
+            total -= float(torch.diagonal(k, offset=i).sum(dtype=torch.float64))  # k(a, a)
+    return total
 
-    torchmetrics' ``KernelInceptionDistance`` with the fc1+ReLU layer (128-d):
-    mean and standard deviation over ``subsets`` random pairs of subsets of
-    ``min(subset_size, n_fake, n_real)`` images (seed 0).  Unbiased, so it can be
-    slightly negative, and far less dependent on n than FID.
+
+_KERNEL_SUMS: dict = {}
+
+
+def mmd2_unbiased(x: Tensor, y: Tensor, *, reuse_y: bool = False) -> float:
+    """Unbiased MMD² between samples ``x`` (m, d) and ``y`` (n, d) with the cubic polynomial kernel:
+    ``sum_{i!=j} k(x_i, x_j) / (m(m-1)) + sum_{i!=j} k(y_i, y_j) / (n(n-1)) - 2 sum_ij k(x_i, y_j) / (mn)``.
+
+    ``reuse_y`` keeps the y-y sum for the next call with the same tensor ``y`` (a cached reference).
     """
-    from torchmetrics.image.kid import KernelInceptionDistance
+    m, n = len(x), len(y)
+    if reuse_y:
+        if id(y) not in _KERNEL_SUMS or _KERNEL_SUMS[id(y)][0] is not y:
+            _KERNEL_SUMS[id(y)] = (y, _poly_kernel_sum(y))
+        yy = _KERNEL_SUMS[id(y)][1]
+    else:
+        yy = _poly_kernel_sum(y)
+    return _poly_kernel_sum(x) / (m * (m - 1)) + yy / (n * (n - 1)) - 2 * _poly_kernel_sum(x, y) / (m * n)
 
+
+def kid(fake, dataset: str, *, real: Any = "test", blocks: int = KID_BLOCKS,
+        device: torch.device | str = "cpu") -> Result:
+    """Kernel distance: the unbiased MMD² between classifier features (128-d fc1+ReLU) with the kernel
+    ``k(a, b) = (a.b / d + 1)^3``, estimated from *all* generated and reference images.
+
+    ``kid_std``: the standard deviation of the same estimate over ``blocks``
+    disjoint pairs of subsets (each 1/blocks of both sets; seed 0), the spread
+    that torchmetrics' ``KernelInceptionDistance`` reports over its subsets.
+    (torchmetrics averages 100 random subsets of 1000 instead: the same
+    expectation, but 25x the work for 1,000 samples on a CPU.)  Unbiased, so it
+    can be slightly negative, and far less dependent on n than FID.
+    """
     f, r = _embedding(fake, dataset, device), reference(dataset, real, device)
-    size = min(subset_size, len(f), len(r))
-    with _seeded():
-        metric = KernelInceptionDistance(feature=_Precomputed(f.features.shape[1]), subsets=subsets,
-                                         subset_size=size)
-        metric.update(r.features, real=True)
-        metric.update(f.features, real=False)
-        mean, std = metric.compute()
-    return Result("KID", {"kid": float(mean), "kid_std": float(std)},
+    value = mmd2_unbiased(f.features, r.features, reuse_y=isinstance(real, str))
+    size = min(len(f), len(r)) // blocks
+    if size >= 2:
+        pf = torch.randperm(len(f), generator=torch.Generator().manual_seed(SEED))
+        pr = torch.randperm(len(r), generator=torch.Generator().manual_seed(SEED + 1))
+        parts = [mmd2_unbiased(f.features[pf[i * size:(i + 1) * size]], r.features[pr[i * size:(i + 1) * size]])
+                 for i in range(blocks)]
+        std = float(torch.tensor(parts, dtype=torch.float64).std())
+    else:
+        std = math.nan
+    return Result("KID", {"kid": value, "kid_std": std},
                   f"KID (unbiased MMD^2, cubic polynomial kernel, lower is better) in {_space(dataset)}; "
-                  f"{len(f)} generated vs {r.source}; {subsets} subsets of {size}, seed {SEED}")
+                  f"all {len(f)} generated vs {r.source}; std over {blocks} disjoint subset pairs of {size}")
 
 
 def inception_score(fake, dataset: str, *, splits: int = IS_SPLITS, device: torch.device | str = "cpu") -> Result:
@@ -363,6 +399,9 @@ def inception_score(fake, dataset: str, *, splits: int = IS_SPLITS, device: torc
                   f"logits; {len(f)} generated images, {splits} splits, seed {SEED}")
 
 
+_RADII: dict = {}
+
+
 def _knn_radii(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
     """Distance from each row of ``x`` to its k-th nearest *other* row, (N,)."""
     if len(x) <= k:
@@ -379,10 +418,19 @@ def manifold_metrics(fake, dataset: str, *, real: Any = "test", k: int = K_NEARE
     """Precision, recall, density and coverage in one pass (see :func:`precision_recall`,
     :func:`density_coverage`); returns ``{"values": {...}, "n_real": N, "n_fake": M, "source": ...}``."""
     f, r = _embedding(fake, dataset, device), reference(dataset, real, device)
-    if len(r) > len(f):  # equal sizes: the first len(f) of a fixed permutation of the reference
-        r = r.take(len(f), shuffle_seed=SEED, source=f"{len(f)} of the {r.source} (random subset, seed {SEED})")
-    fake_f, real_f = f.features.double(), r.features.double()
-    r_real, r_fake = _knn_radii(real_f, k), _knn_radii(fake_f, k)
+    key = (id(r.features), len(f), k)
+    if isinstance(real, str) and key in _RADII and _RADII[key][0] is r.features:
+        _, r, real_f, r_real = _RADII[key]                     # a cached reference: reuse its subset and radii
+    else:
+        full = r.features
+        if len(r) > len(f):  # equal sizes: the first len(f) of a fixed permutation of the reference
+            r = r.take(len(f), shuffle_seed=SEED, source=f"{len(f)} of the {r.source} (random subset, seed {SEED})")
+        real_f = r.features.double()
+        r_real = _knn_radii(real_f, k)
+        if isinstance(real, str):
+            _RADII[key] = (full, r, real_f, r_real)
+    fake_f = f.features.double()
+    r_fake = _knn_radii(fake_f, k)
     inside = torch.zeros(len(f))                               # per fake: number of real balls containing it
     recalled = torch.zeros(len(r), dtype=torch.bool)          # per real: inside some fake ball
     nearest = torch.full((len(r),), math.inf, dtype=torch.float64)  # per real: distance to nearest fake

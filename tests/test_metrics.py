@@ -59,21 +59,28 @@ def test_fid_matches_direct_computation_and_is_zero_for_a_set_with_itself():
     assert abs(metrics.fid(emb(real), "mnist", real=emb(real)).fid) < 1e-6
 
 
-def test_kid_matches_direct_unbiased_mmd():
-    real, fake = gaussian(300, 4, 2), gaussian(200, 4, 3, shift=0.5)
-    r = metrics.kid(emb(fake), "mnist", real=emb(real), subsets=1, subset_size=200)
-    # one subset of 200 reals: reproduce torchmetrics' draw with the same seeded global RNG
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(metrics.SEED)
-        xi, yi = torch.randperm(300)[:200].numpy(), torch.randperm(200)[:200].numpy()
-    x, y = real.double().numpy()[xi], fake.double().numpy()[yi]
+def np_mmd2(x, y):
     k = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3
-    m = len(x)
-    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-    want = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
-    assert r.kid == pytest.approx(want, rel=1e-4, abs=1e-7)
-    same = metrics.kid(emb(real), "mnist", real=emb(real), subsets=5, subset_size=100)
-    assert abs(same.kid) < 0.05 * r.kid and "5 subsets of 100" in same.protocol
+    m, n = len(x), len(y)
+    kxx, kyy = k(x, x), k(y, y)
+    return ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+            - 2 * k(x, y).mean())
+
+
+def test_kid_matches_direct_unbiased_mmd_and_torchmetrics():
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    real, fake = gaussian(300, 4, 2), gaussian(200, 4, 3, shift=0.5)
+    r = metrics.kid(emb(fake), "mnist", real=emb(real), blocks=4)
+    assert r.kid == pytest.approx(np_mmd2(fake.double().numpy(), real.double().numpy()), rel=1e-5)
+    assert r.kid_std > 0 and "4 disjoint subset pairs of 50" in r.protocol
+    # equal sizes, one subset holding everything: torchmetrics' estimator is the same number
+    tm = KernelInceptionDistance(feature=metrics._Precomputed(4), subsets=1, subset_size=200)
+    tm.update(real[:200], real=True)
+    tm.update(fake, real=False)
+    assert metrics.kid(emb(fake), "mnist", real=emb(real[:200])).kid == pytest.approx(float(tm.compute()[0]), rel=1e-4)
+    halves = metrics.kid(emb(real[:150]), "mnist", real=emb(real[150:]))  # same distribution: ~0, either sign
+    assert abs(halves.kid) < 0.1 * r.kid
 
 
 def test_inception_score_matches_direct_computation():
@@ -242,3 +249,34 @@ def test_inception_fid_says_clearly_when_it_cannot_run():
         pass
     with pytest.raises(metrics.InceptionUnavailable, match="torch-fidelity"):
         metrics.inception_fid(torch.rand(4, 1, 28, 28), "mnist")
+
+
+# --- the exercise checks -------------------------------------------------------------------------
+def test_exercise_checks_accept_the_answers_and_name_the_usual_mistakes():
+    from gencourse import likelihood
+    from gencourse.checks import CheckFailed
+    from gencourse.checks import evaluation as check
+
+    assert check.frechet_distance(metrics.frechet_distance)
+    with pytest.raises(CheckFailed, match="factor 2"):
+        check.frechet_distance(lambda m1, s1, m2, s2: metrics.frechet_distance(m1, s1, m2, s2)
+                               + float(torch.linalg.eigvals(s1 @ s2).sqrt().real.sum()))
+    with pytest.raises(CheckFailed, match="matrix square root|elementwise"):
+        check.frechet_distance(lambda m1, s1, m2, s2: ((m1 - m2) ** 2).sum() + s1.trace() + s2.trace()
+                               - 2 * (s1 @ s2).sqrt().trace())
+    assert check.bits_per_dim(lambda nats, dims, levels: likelihood.bits_per_dim(nats, dims, levels=levels))
+    with pytest.raises(CheckFailed, match="dequantisation"):
+        check.bits_per_dim(lambda nats, dims, levels: likelihood.bits_per_dim(nats, dims))
+
+    def pr(real, fake, k):
+        m = metrics.manifold_metrics(emb(fake), "mnist", real=emb(real), k=k)["values"]
+        return m["precision"], m["recall"]
+    assert check.precision_recall(pr)
+    with pytest.raises(CheckFailed, match="swapped"):
+        check.precision_recall(lambda r, f, k: pr(r, f, k)[::-1])
+
+    def inception_score(p):
+        return (p * (p.log() - p.mean(0, keepdim=True).log())).sum(1).mean().exp()
+    assert check.inception_score(inception_score)
+    with pytest.raises(CheckFailed, match="exponential"):
+        check.inception_score(lambda p: inception_score(p).log())

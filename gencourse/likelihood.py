@@ -1,0 +1,219 @@
+"""Likelihood-based evaluation, checked on models whose exact log-likelihood is known (Chapter 7).
+
+* :func:`bits_per_dim`: nats per image -> bits per dimension, including the
+  ``log 256`` per pixel that turns a density over dequantised pixels into a
+  probability of 8-bit images;
+* :func:`log_mean_exp`, :func:`importance_weights`: the ELBO (mean of the log
+  weights) and the IWAE bound (log of their mean);
+* :func:`ais`: annealed importance sampling from the prior to the posterior
+  with Hamiltonian Monte Carlo moves;
+* :class:`PPCA` (probabilistic PCA: ``z ~ N(0, I)``, ``x | z ~ N(Wz + b,
+  sigma^2 I)``, exact ``log p(x)`` and posterior) and a Gaussian kernel density
+  estimate (:func:`kde_log_prob`, :func:`kde_sample`), the reference models of
+  the chapter's "likelihood versus samples" experiment.
+
+Log-likelihoods are in **nats per image** (sum over pixels), one value per image.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["bits_per_dim", "log_mean_exp", "dequantize", "importance_weights", "ais", "sigmoid_schedule",
+           "PPCA", "kde_log_prob", "kde_sample", "log_standard_normal"]
+
+
+def bits_per_dim(nats_per_image: Tensor | float, dims: int, *, levels: int | None = None) -> Tensor | float:
+    """Negative log-likelihood in bits per dimension from ``-log p(x)`` in nats per image.
+
+    ``levels=None``: a discrete model, ``nats / (dims ln 2)``.  ``levels=256``:
+    a *density* over pixels dequantised to [0, 1] as ``(x + u) / 256``; the
+    8-bit images then have ``-log P(x) <= nats + dims * ln 256`` (change of
+    variables from [0, 1] to [0, 256] plus Jensen), so that term is added.
+    """
+    if dims <= 0:
+        raise ValueError(f"dims must be positive, got {dims}")
+    offset = dims * math.log(levels) if levels is not None else 0.0
+    return (nats_per_image + offset) / (dims * math.log(2))
+
+
+def log_mean_exp(x: Tensor, dim: int = 0) -> Tensor:
+    """``log(mean(exp(x)))`` along ``dim`` without overflow or underflow (subtracts the max first)."""
+    m = x.max(dim, keepdim=True).values
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    return (m + (x - m).exp().mean(dim, keepdim=True).log()).squeeze(dim)
+
+
+def dequantize(images: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """uint8 images (N, 28, 28) -> float64 (N, 784) in [0, 1]: ``(x + u) / 256`` with ``u ~ U[0, 1)``."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images, got {images.dtype}")
+    x = images.reshape(len(images), -1).double()
+    return (x + torch.rand(x.shape, generator=generator, dtype=torch.float64)) / 256
+
+
+def importance_weights(log_joint: Callable[[Tensor], Tensor], q_mean: Tensor, q_std: Tensor, k: int, *,
+                       generator: torch.Generator | None = None) -> Tensor:
+    """Log importance weights ``log p(x, z) - log q(z | x)`` for ``k`` draws of a diagonal Gaussian q.
+
+    ``q_mean``, ``q_std``: (N, d); ``log_joint(z)`` maps (k, N, d) to (k, N).
+    Returns (k, N). ``.mean(0)`` estimates the ELBO; ``log_mean_exp(w, 0)`` is
+    the IWAE bound with k samples; both are <= log p(x) in expectation.
+    """
+    eps = torch.randn((k, *q_mean.shape), generator=generator, dtype=q_mean.dtype)
+    z = q_mean + q_std * eps                                               # (k, N, d)
+    log_q = (-0.5 * eps**2 - q_std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return log_joint(z) - log_q
+
+
+def sigmoid_schedule(steps: int, delta: float = 4.0) -> Tensor:
+    """Inverse temperatures 0 = beta_0 < ... < beta_steps = 1, dense near both ends (float64)."""
+    s = torch.sigmoid(torch.linspace(-delta, delta, steps + 1, dtype=torch.float64))
+    return (s - s[0]) / (s[-1] - s[0])
+
+
+def _value_and_grad(fn: Callable[[Tensor], Tensor], z: Tensor) -> tuple[Tensor, Tensor]:
+    """``fn(z)`` and its gradient: from ``fn.grad`` when the function carries one, else autograd."""
+    if hasattr(fn, "grad"):
+        return fn(z), fn.grad(z)
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        value = fn(z)
+        (g,) = torch.autograd.grad(value.sum(), z)
+    return value.detach(), g
+
+
+def ais(log_prior: Callable[[Tensor], Tensor], log_likelihood: Callable[[Tensor], Tensor], z0: Tensor,
+        betas: Tensor, *, leapfrog: int = 5, step: float = 0.1, generator: torch.Generator | None = None) -> Tensor:
+    """Annealed importance sampling of ``log p(x) = log int p(z) p(x | z) dz``.
+
+    Chains start at prior samples ``z0`` (C, N, d) and move through
+    ``pi_t(z) ~ p(z) p(x | z)^beta_t``; each step adds
+    ``(beta_t - beta_{t-1}) log p(x | z)`` to the chain's log weight, then makes
+    one HMC move (``leapfrog`` steps, a step size per chain adapted towards 65%
+    acceptance) that leaves ``pi_t`` invariant.  ``log_prior`` and
+    ``log_likelihood`` map (C, N, d) to (C, N); gradients come from their
+    ``.grad`` attribute when they have one, else from autograd.  Returns the log weights
+    (C, N); ``log_mean_exp(w, 0)`` is a stochastic lower bound of ``log p(x)``
+    that becomes exact as the number of temperatures grows.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # thousands of tiny operations: thread hand-offs would cost more than the maths
+    try:
+        return _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, generator)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, generator) -> Tensor:
+    z, log_w = z0.clone(), torch.zeros(z0.shape[:-1], dtype=z0.dtype)
+    eps = torch.full(z0.shape[:-1] + (1,), step, dtype=z0.dtype)
+    for b_prev, b in zip(betas[:-1].tolist(), betas[1:].tolist()):
+        log_w += (b - b_prev) * log_likelihood(z)
+
+        def target(v, b=b):                                               # log pi_t(v) up to a constant
+            (lp, gp), (ll, gl) = _value_and_grad(log_prior, v), _value_and_grad(log_likelihood, v)
+            return lp + b * ll, gp + b * gl
+
+        logp, g = target(z)
+        p0 = torch.randn(z.shape, generator=generator, dtype=z.dtype)
+        zn, p = z, p0 + 0.5 * eps * g                                     # leapfrog: half step in momentum
+        for i in range(leapfrog):
+            zn = zn + eps * p
+            logp_n, g_n = target(zn)
+            p = p + (eps if i < leapfrog - 1 else 0.5 * eps) * g_n
+        log_accept = logp_n - 0.5 * (p**2).sum(-1) - (logp - 0.5 * (p0**2).sum(-1))
+        accept = torch.rand(log_accept.shape, generator=generator, dtype=z.dtype).log() < log_accept
+        z = torch.where(accept[..., None], zn, z)
+        eps = eps * torch.where(accept[..., None], 1.02, 0.98)
+    return log_w
+
+
+@dataclass
+class PPCA:
+    """Probabilistic PCA: ``z ~ N(0, I_d)``, ``x | z ~ N(W z + b, sigma2 I_D)``; W (D, d), b (D,)."""
+
+    W: Tensor
+    b: Tensor
+    sigma2: float
+
+    @classmethod
+    def fit(cls, x: Tensor, d: int) -> "PPCA":
+        """Maximum likelihood (Tipping & Bishop): top-d principal directions of ``x`` (N, D), with
+        ``W = U (L - sigma2)^{1/2}`` and ``sigma2`` the mean of the discarded eigenvalues."""
+        x = x.double()
+        b = x.mean(0)
+        cov = torch.cov((x - b).T, correction=0)
+        evals, evecs = torch.linalg.eigh(cov)
+        evals, evecs = evals.flip(0), evecs.flip(1)
+        sigma2 = float(evals[d:].mean())
+        W = evecs[:, :d] * (evals[:d] - sigma2).clamp_min(0).sqrt()
+        return cls(W, b, sigma2)
+
+    @property
+    def dist(self) -> torch.distributions.LowRankMultivariateNormal:
+        """The exact marginal ``p(x) = N(b, W W^T + sigma2 I)``."""
+        return torch.distributions.LowRankMultivariateNormal(
+            self.b, self.W, torch.full_like(self.b, self.sigma2))
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact ``log p(x)``, nats per image, (N,)."""
+        return self.dist.log_prob(x.double())
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Exact ``p(z | x) = N(M^{-1} W^T (x - b), sigma2 M^{-1})``, ``M = W^T W + sigma2 I``: (mean (N, d), cov (d, d))."""
+        d = self.W.shape[1]
+        M = self.W.T @ self.W + self.sigma2 * torch.eye(d, dtype=self.W.dtype)
+        Minv = torch.linalg.inv(M)
+        return (x.double() - self.b) @ self.W @ Minv.T, self.sigma2 * Minv
+
+    def log_likelihood_fn(self, x: Tensor) -> Callable[[Tensor], Tensor]:
+        """``z (..., N, d) -> log p(x | z)`` (..., N) for the images ``x`` (N, D), from the expanded square
+        ``|x - b - W z|^2 = |x - b|^2 - 2 z.W^T(x - b) + z^T W^T W z`` (cost O(d^2) per z, not O(D d))."""
+        r = x.double() - self.b
+        rr, Wr, WW = (r**2).sum(1), r @ self.W, self.W.T @ self.W          # (N,), (N, d), (d, d)
+        D = r.shape[1]
+        const = -0.5 * D * math.log(2 * math.pi * self.sigma2)
+
+        def log_lik(z: Tensor) -> Tensor:
+            sq = rr - 2 * (z * Wr).sum(-1) + ((z @ WW) * z).sum(-1)
+            return const - 0.5 * sq / self.sigma2
+        log_lik.grad = lambda z: (Wr - z @ WW) / self.sigma2             # d/dz, same shape as z
+        return log_lik
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None, noise: bool = True) -> Tensor:
+        """``n`` samples (n, D) float64: ``W z + b`` plus (if ``noise``) the observation noise."""
+        z = torch.randn(n, self.W.shape[1], generator=generator, dtype=torch.float64)
+        x = z @ self.W.T + self.b
+        if noise:
+            x = x + math.sqrt(self.sigma2) * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        return x
+
+
+def log_standard_normal(z: Tensor) -> Tensor:
+    """``log N(z; 0, I)`` summed over the last dimension (its gradient ``-z`` is ``.grad``)."""
+    return (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+log_standard_normal.grad = lambda z: -z
+
+
+def kde_log_prob(x: Tensor, centres: Tensor, h: float, *, chunk: int = 500) -> Tensor:
+    """Gaussian kernel density ``log (1/N) sum_i N(x; c_i, h^2 I)`` of ``x`` (M, D) with ``centres`` (N, D), (M,)."""
+    x, centres = x.double(), centres.double()
+    D, N = x.shape[1], centres.shape[0]
+    out = []
+    for i in range(0, len(x), chunk):
+        sq = torch.cdist(x[i:i + chunk], centres) ** 2                     # (chunk, N)
+        out.append(torch.logsumexp(-0.5 * sq / h**2, 1))
+    return torch.cat(out) - math.log(N) - 0.5 * D * math.log(2 * math.pi * h**2)
+
+
+def kde_sample(centres: Tensor, h: float, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    """``n`` samples of the kernel density: a random centre plus ``N(0, h^2 I)`` noise, (n, D) float64."""
+    idx = torch.randint(len(centres), (n,), generator=generator)
+    return centres[idx].double() + h * torch.randn((n, centres.shape[1]), generator=generator, dtype=torch.float64)
