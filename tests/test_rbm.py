@@ -209,3 +209,18 @@ def test_checks_accept_correct_answers(capsys):
 def test_checks_name_the_usual_mistakes(fn, chk, msg):
     with pytest.raises(CheckFailed, match=msg):
         getattr(check, chk)(fn)
+
+
+def test_gibbs_stepper_widget_and_its_static_animation():
+    from gencourse import widgets
+
+    m = random_rbm(784, 10, dtype=torch.float32, scale=0.3)
+    st = widgets.gibbs_stepper(m, torch.zeros(3, 784), max_sweeps=30, generator=torch.Generator().manual_seed(0))
+    first = st.set(sweep=4)
+    st.buttons[1].click()                                      # "+10 sweeps"
+    assert st.values["sweep"] == 14 and "sweep 14" in st.text.value
+    assert torch.equal(st.set(sweep=4), first) and first.shape == (3, 1, 28, 28)  # going back shows the same chain
+    binary = st.set(show="binary sample v")
+    assert set(binary.unique().tolist()) <= {0.0, 1.0}
+    html = widgets.gibbs_animation(m, torch.zeros(3, 784), [0, 1, 5], generator=torch.Generator().manual_seed(0))
+    assert html.data.count("data:image/png;base64") == 3 and "http" not in html.data  # no CDN links
