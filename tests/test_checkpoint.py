@@ -124,3 +124,13 @@ def test_trainer_state_roundtrip(tmp_path):
                  progress=False)
     t2.load_state_dict(ck.state)
     assert t2.step == 3 and t2.history.steps == t.history.steps
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    checkpoint.save(tmp_path / "m.pt", small_model())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "m.pt").stat().st_mode) == 0o666 & ~umask
