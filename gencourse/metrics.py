@@ -43,7 +43,7 @@ from . import classifiers, data, recipes
 from .classifiers import FEATURE_LAYER, as_images
 
 __all__ = ["load_classifier", "embed", "Embedding", "Result", "Report", "fid", "kid", "inception_score",
-           "precision_recall", "density_coverage", "class_accuracy", "evaluate", "frechet_distance",
+           "precision_recall", "density_coverage", "prdc", "manifold_metrics", "class_accuracy", "evaluate", "frechet_distance",
            "count_modes", "ModeCount", "real_floor", "compute_floor", "write_floors", "leaderboard", "Leaderboard",
            "inception_fid", "InceptionUnavailable", "sensitivity_cases", "FLOOR_PATH", "LEADERBOARD_PATH",
            "K_NEAREST", "KID_BLOCKS", "mmd2_unbiased", "IS_SPLITS", "FLOOR_SIZES"]
@@ -429,20 +429,27 @@ def manifold_metrics(fake, dataset: str, *, real: Any = "test", k: int = K_NEARE
         r_real = _knn_radii(real_f, k)
         if isinstance(real, str):
             _RADII[key] = (full, r, real_f, r_real)
-    fake_f = f.features.double()
+    values = prdc(real_f, f.features, k, real_radii=r_real, chunk=chunk)
+    return {"values": values, "n_fake": len(f), "n_real": len(r), "source": r.source, "k": k}
+
+
+def prdc(real: Tensor, fake: Tensor, k: int = K_NEAREST, *, real_radii: Tensor | None = None,
+         chunk: int = 2048) -> dict:
+    """Precision, recall, density and coverage of points ``fake`` (M, d) against ``real`` (N, d), any
+    feature space (e.g. 2-D toy data); the k-NN radii exclude each point itself."""
+    real_f, fake_f = real.double(), fake.double()
+    r_real = _knn_radii(real_f, k) if real_radii is None else real_radii
     r_fake = _knn_radii(fake_f, k)
-    inside = torch.zeros(len(f))                               # per fake: number of real balls containing it
-    recalled = torch.zeros(len(r), dtype=torch.bool)          # per real: inside some fake ball
-    nearest = torch.full((len(r),), math.inf, dtype=torch.float64)  # per real: distance to nearest fake
-    for i in range(0, len(f), chunk):
+    inside = torch.zeros(len(fake_f), dtype=torch.float64)    # per fake: number of real balls containing it
+    recalled = torch.zeros(len(real_f), dtype=torch.bool)     # per real: inside some fake ball
+    nearest = torch.full((len(real_f),), math.inf, dtype=torch.float64)  # per real: distance to nearest fake
+    for i in range(0, len(fake_f), chunk):
         d = torch.cdist(fake_f[i:i + chunk], real_f)           # (chunk, N)
-        inside[i:i + chunk] = (d <= r_real[None, :]).sum(1).float()
+        inside[i:i + chunk] = (d <= r_real[None, :]).sum(1).double()
         recalled |= (d <= r_fake[i:i + chunk, None]).any(0)
         nearest = torch.minimum(nearest, d.min(0).values)
-    values = {"precision": float((inside > 0).double().mean()), "recall": float(recalled.double().mean()),
-              "density": float(inside.double().sum() / (k * len(f))),
-              "coverage": float((nearest <= r_real).double().mean())}
-    return {"values": values, "n_fake": len(f), "n_real": len(r), "source": r.source, "k": k}
+    return {"precision": float((inside > 0).double().mean()), "recall": float(recalled.double().mean()),
+            "density": float(inside.sum() / (k * len(fake_f))), "coverage": float((nearest <= r_real).double().mean())}
 
 
 def _manifold_protocol(m: dict, dataset: str, what: str) -> str:
@@ -623,10 +630,13 @@ def _floor_protocol(dataset: str, n: int) -> str:
 
 
 def write_floors(datasets: Iterable[str] = classifiers.DATASETS, sizes: Iterable[int] = FLOOR_SIZES, *,
-                 path: Path = FLOOR_PATH, device: torch.device | str = "cpu") -> dict:
-    """Compute and record the floors (``python -m gencourse.metrics floor``)."""
+                 path: Path | None = None, device: torch.device | str = "cpu") -> dict:
+    """Compute and record the floors in ``path`` (default :data:`FLOOR_PATH`; ``python -m gencourse.metrics
+    floor``), merged with the datasets already recorded there."""
+    path = Path(path) if path is not None else FLOOR_PATH
+    old = json.loads(path.read_text()) if path.is_file() else {}
     out = {"format": "gencourse-metrics-floor/1", "command": "python -m gencourse.metrics floor",
-           "seed": SEED, "k": K_NEAREST, "datasets": {}}
+           "seed": SEED, "k": K_NEAREST, "datasets": old.get("datasets", {})}
     for ds in datasets:
         floors = {}
         for n in sizes:

@@ -280,3 +280,18 @@ def test_exercise_checks_accept_the_answers_and_name_the_usual_mistakes():
     assert check.inception_score(inception_score)
     with pytest.raises(CheckFailed, match="exponential"):
         check.inception_score(lambda p: inception_score(p).log())
+
+
+def test_floor_command_records_and_real_floor_reads_it(tmp_path, monkeypatch):
+    path = tmp_path / "floor.json"
+    monkeypatch.setattr(metrics, "FLOOR_PATH", path)
+    assert metrics.main(["floor", "--n", "60", "--dataset", "mnist"]) == 0
+    rec = json.loads(path.read_text())
+    assert rec["datasets"]["mnist"]["classifier_sha256"] == metrics.classifier_sha256("mnist")
+    floors = metrics.real_floor("mnist")
+    assert set(floors) == {60} and floors[60]["fid"] > 0 and "60 random mnist training images" in floors[60]["protocol"]
+    assert metrics.real_floor("mnist", 60)[60] == floors[60]  # recorded: read, not recomputed
+    rec["datasets"]["mnist"]["classifier_sha256"] = "other weights"
+    path.write_text(json.dumps(rec))
+    with pytest.warns(UserWarning, match="other mnist classifier weights"):
+        assert metrics.real_floor("mnist") == {}
