@@ -29,7 +29,7 @@ from . import data as _data
 from . import recipes
 
 __all__ = ["bce_loss", "mse_loss", "corrupt", "Autoencoder", "LinearAutoencoder", "MLPAutoencoder",
-           "ConvAutoencoder", "pca", "principal_angles", "encode_all", "fit_code_gaussian"]
+           "ConvAutoencoder", "pca", "principal_angles", "encode_all", "fit_code_gaussian", "nearest_codes"]
 
 IMAGE_SHAPE = (1, 28, 28)
 D_PIXELS = 28 * 28
@@ -103,15 +103,28 @@ class Autoencoder(nn.Module):
 
 
 class LinearAutoencoder(Autoencoder):
-    """``z = W_e x + b_e``, ``x_hat = W_d z + b_d``: trained with MSE it spans the PCA subspace."""
+    """``z = W_e x + b_e``, ``x_hat = W_d z + b_d``: trained with MSE it spans the PCA subspace.
+
+    Both weight matrices start small and of the same scale (entries N(0, ``init_std``^2),
+    biases 0). With this balanced start, plain gradient descent on centred data moves
+    steadily from the saddle at W = 0 to the PCA solution; PyTorch's default
+    initialisation (a tiny encoder and a large decoder) makes the problem badly
+    conditioned.
+    """
 
     output = "identity"
 
-    def __init__(self, latent_dim: int, in_dim: int = D_PIXELS):
+    def __init__(self, latent_dim: int, in_dim: int = D_PIXELS, *, init_std: float = 0.01):
         super().__init__()
         self.latent_dim, self.in_dim = latent_dim, in_dim
         self.encoder = nn.Linear(in_dim, latent_dim)
         self.decoder = nn.Linear(latent_dim, in_dim)
+        for layer in (self.encoder, self.decoder):
+            nn.init.normal_(layer.weight, std=init_std)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x)).reshape(x.shape)     # same layout as the input
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x.flatten(1))                       # (B, d)
@@ -229,6 +242,25 @@ def fit_code_gaussian(codes: Tensor) -> torch.distributions.MultivariateNormal:
     cov = torch.cov(codes.T).reshape(codes.shape[1], codes.shape[1])
     cov = cov + 1e-6 * torch.eye(codes.shape[1], dtype=cov.dtype)
     return torch.distributions.MultivariateNormal(codes.mean(0), covariance_matrix=cov)
+
+
+def nearest_codes(points: Tensor, codes: Tensor, *, exclude_self: bool = False, chunk: int = 1024
+                  ) -> tuple[Tensor, Tensor]:
+    """Euclidean distance from each point (M, d) to its nearest code (N, d), and that code's index; (M,) each.
+
+    With ``exclude_self`` (``points`` is ``codes``) a point's own code is skipped, which gives
+    the nearest-neighbour distances within a set of codes. Used to find the *holes* of a
+    latent space: places farther from every training code than codes are from each other.
+    """
+    dists, idxs = [], []
+    for i in range(0, len(points), chunk):
+        d = torch.cdist(points[i: i + chunk].float(), codes.float())          # (m, N)
+        if exclude_self:
+            d[torch.arange(d.shape[0]), torch.arange(i, i + d.shape[0])] = float("inf")
+        v, j = d.min(1)
+        dists.append(v)
+        idxs.append(j)
+    return torch.cat(dists), torch.cat(idxs)
 
 
 # --------------------------------------------------------------------------- recipes

@@ -71,8 +71,8 @@ def test_linear_autoencoder_learns_the_pca_subspace():
     x = x + 1.0  # a non-zero mean, learned by the biases
     torch.manual_seed(0)
     model = ae.LinearAutoencoder(3, in_dim=20)
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    for _ in range(400):
+    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    for _ in range(300):
         loss = model.loss(x, kind="mse").mean()
         opt.zero_grad()
         loss.backward()
@@ -129,3 +129,13 @@ def test_exercise_checks_accept_the_answer_and_name_the_usual_mistakes():
     assert check.principal_angles(ae.principal_angles)
     with pytest.raises(CheckFailed, match="degrees"):
         check.principal_angles(lambda a, b: ae.principal_angles(a, b) * 180 / math.pi)
+
+
+def test_nearest_codes_against_brute_force():
+    g = torch.Generator().manual_seed(0)
+    codes, points = torch.randn(50, 2, generator=g), torch.randn(7, 2, generator=g)
+    d, i = ae.nearest_codes(points, codes, chunk=3)
+    full = ((points[:, None] - codes[None]) ** 2).sum(-1).sqrt()
+    assert torch.allclose(d, full.min(1).values, atol=1e-5) and (i == full.argmin(1)).all()
+    d_self, i_self = ae.nearest_codes(codes, codes, exclude_self=True, chunk=16)
+    assert (i_self != torch.arange(50)).all() and (d_self > 0).all()

@@ -172,3 +172,14 @@ def test_exercise_checks_accept_the_answer_and_name_the_usual_mistakes():
     assert check.beta_vae_loss(loss)
     with pytest.raises(CheckFailed, match="784 times"):
         check.beta_vae_loss(lambda *a: loss(*a, pixels="mean"))
+
+
+def test_grid_log_likelihood_matches_iwae_in_two_dimensions():
+    model = _tiny(latent=2).double()
+    x = torch.bernoulli(torch.full((2, 1, 28, 28), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(3))
+    exact, grid, log_joint = vae.grid_log_likelihood(model, x, lim=5.0, n_grid=121)
+    assert grid.shape == (121 * 121, 2) and log_joint.shape == (121 * 121, 2)
+    iwae = torch.stack([vae.iwae_bound(model, x, 1000, generator=torch.Generator().manual_seed(i)) for i in range(2)]).mean(0)
+    assert ((exact - iwae).abs() < 0.05).all(), (exact, iwae)
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        vae.grid_log_likelihood(_tiny(latent=3), x.float())
