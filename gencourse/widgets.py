@@ -91,7 +91,9 @@ class ImageControls:
         """Render with the current values and show the result; returns the images."""
         values = self.values
         self.images = self.render(**values).detach().cpu()
-        self.image.value = to_png(self.images, nrow=self.nrow, scale=self.scale, value_range=self.value_range)
+        png = to_png(self.images, nrow=self.nrow, scale=self.scale, value_range=self.value_range)
+        self.image.value = png
+        self.image.width = str(int.from_bytes(png[16:20], "big"))   # the PNG's own width (IHDR), not the page's
         if self.caption is not None:
             self.text.value = self.caption(values)
         return self.images

@@ -35,6 +35,7 @@ def test_latent_sliders_decode_live_without_a_display():
     ctl = widgets.latent_sliders(decode, z0, dims=[0, 1])
     assert set(ctl.controls) == {"z0", "z1"} and ctl.controls["z0"].value == 0.0
     first = ctl.image.value
+    assert int(ctl.image.width) == png_size(first)[0]  # shown at the PNG's size, not stretched
     out = ctl.set(z0=2.0)  # moving a slider redraws
     assert ctl.image.value != first
     assert torch.allclose(out, decode(torch.tensor([[2.0, 0.0, 0.5]])))
