@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -142,17 +142,22 @@ class PPCA:
     sigma2: float
 
     @classmethod
-    def fit(cls, x: Tensor, d: int) -> "PPCA":
+    def fit(cls, x: Tensor, d: int | Sequence[int]) -> "PPCA | dict[int, PPCA]":
         """Maximum likelihood (Tipping & Bishop): top-d principal directions of ``x`` (N, D), with
-        ``W = U (L - sigma2)^{1/2}`` and ``sigma2`` the mean of the discarded eigenvalues."""
+        ``W = U (L - sigma2)^{1/2}`` and ``sigma2`` the mean of the discarded eigenvalues.
+        A list of ``d`` gives ``{d: PPCA}`` from one eigendecomposition."""
         x = x.double()
         b = x.mean(0)
         cov = torch.cov((x - b).T, correction=0)
         evals, evecs = torch.linalg.eigh(cov)
-        evals, evecs = evals.flip(0), evecs.flip(1)
-        sigma2 = float(evals[d:].mean())
-        W = evecs[:, :d] * (evals[:d] - sigma2).clamp_min(0).sqrt()
-        return cls(W, b, sigma2)
+        evals, evecs = evals.flip(0), evecs.flip(1)                        # largest first
+
+        def one(k: int) -> "PPCA":
+            if not 0 < k < len(evals):
+                raise ValueError(f"latent dimension must be in 1..{len(evals) - 1}, got {k}")
+            sigma2 = float(evals[k:].mean())
+            return cls(evecs[:, :k] * (evals[:k] - sigma2).clamp_min(0).sqrt(), b, sigma2)
+        return one(d) if isinstance(d, int) else {k: one(k) for k in d}
 
     @property
     def dist(self) -> torch.distributions.LowRankMultivariateNormal:
@@ -202,15 +207,18 @@ def log_standard_normal(z: Tensor) -> Tensor:
 log_standard_normal.grad = lambda z: -z
 
 
-def kde_log_prob(x: Tensor, centres: Tensor, h: float, *, chunk: int = 500) -> Tensor:
-    """Gaussian kernel density ``log (1/N) sum_i N(x; c_i, h^2 I)`` of ``x`` (M, D) with ``centres`` (N, D), (M,)."""
+def kde_log_prob(x: Tensor, centres: Tensor, h: float | Sequence[float], *, chunk: int = 500) -> Tensor:
+    """Gaussian kernel density ``log (1/N) sum_i N(x; c_i, h^2 I)`` of ``x`` (M, D) with ``centres`` (N, D):
+    (M,) for one bandwidth ``h``, (H, M) for a list of H bandwidths (the distances are computed once)."""
     x, centres = x.double(), centres.double()
+    hs = torch.tensor([h] if isinstance(h, (int, float)) else list(h), dtype=torch.float64)
     D, N = x.shape[1], centres.shape[0]
     out = []
     for i in range(0, len(x), chunk):
         sq = torch.cdist(x[i:i + chunk], centres) ** 2                     # (chunk, N)
-        out.append(torch.logsumexp(-0.5 * sq / h**2, 1))
-    return torch.cat(out) - math.log(N) - 0.5 * D * math.log(2 * math.pi * h**2)
+        out.append(torch.logsumexp(-0.5 * sq[None] / hs[:, None, None] ** 2, 2))  # (H, chunk)
+    lp = torch.cat(out, 1) - math.log(N) - 0.5 * D * torch.log(2 * math.pi * hs[:, None] ** 2)
+    return lp[0] if isinstance(h, (int, float)) else lp
 
 
 def kde_sample(centres: Tensor, h: float, n: int, *, generator: torch.Generator | None = None) -> Tensor:

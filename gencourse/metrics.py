@@ -170,7 +170,7 @@ def _space(dataset: str) -> str:
 @dataclass
 class Result:
     """A metric's value(s) and the protocol that produced them: ``r.value`` (the main number),
-    ``r.values`` (all), attribute access by name (``r.fid``, ``r.kid_std``), ``float(r)``."""
+    ``r.values`` (all), attribute access by name (``r.fid``, ``r.kid_se``), ``float(r)``."""
 
     name: str
     values: dict
@@ -225,7 +225,7 @@ class Report:
     floor: dict | None = None
 
     def as_dict(self) -> dict:
-        """Flat ``{metric: value}``: fid, kid, kid_std, is, is_std, precision, recall, density, coverage
+        """Flat ``{metric: value}``: fid, kid, kid_se, is, is_std, precision, recall, density, coverage
         and class_accuracy (when intended labels were given)."""
         out = {}
         for r in self.results.values():
@@ -357,27 +357,27 @@ def kid(fake, dataset: str, *, real: Any = "test", blocks: int = KID_BLOCKS,
     """Kernel distance: the unbiased MMD² between classifier features (128-d fc1+ReLU) with the kernel
     ``k(a, b) = (a.b / d + 1)^3``, estimated from *all* generated and reference images.
 
-    ``kid_std``: the standard deviation of the same estimate over ``blocks``
-    disjoint pairs of subsets (each 1/blocks of both sets; seed 0), the spread
-    that torchmetrics' ``KernelInceptionDistance`` reports over its subsets.
-    (torchmetrics averages 100 random subsets of 1000 instead: the same
-    expectation, but 25x the work for 1,000 samples on a CPU.)  Unbiased, so it
-    can be slightly negative, and far less dependent on n than FID.
+    ``kid_se``: its standard error, from the spread of the same estimate over
+    ``blocks`` disjoint pairs of subsets (each 1/blocks of both sets, seed 0):
+    ``std(block estimates) / sqrt(blocks)``.  torchmetrics'
+    ``KernelInceptionDistance`` averages 100 random subsets of 1000 instead: the
+    same expectation, at 25x the work for 1,000 samples on a CPU.  Unbiased, so
+    it can be slightly negative, and far less dependent on n than FID.  Its scale
+    follows the feature magnitudes: compare it only within one feature space.
     """
     f, r = _embedding(fake, dataset, device), reference(dataset, real, device)
     value = mmd2_unbiased(f.features, r.features, reuse_y=isinstance(real, str))
     size = min(len(f), len(r)) // blocks
-    if size >= 2:
+    se = math.nan
+    if size >= 2 and blocks >= 2:
         pf = torch.randperm(len(f), generator=torch.Generator().manual_seed(SEED))
         pr = torch.randperm(len(r), generator=torch.Generator().manual_seed(SEED + 1))
         parts = [mmd2_unbiased(f.features[pf[i * size:(i + 1) * size]], r.features[pr[i * size:(i + 1) * size]])
                  for i in range(blocks)]
-        std = float(torch.tensor(parts, dtype=torch.float64).std())
-    else:
-        std = math.nan
-    return Result("KID", {"kid": value, "kid_std": std},
+        se = float(torch.tensor(parts, dtype=torch.float64).std()) / math.sqrt(blocks)
+    return Result("KID", {"kid": value, "kid_se": se},
                   f"KID (unbiased MMD^2, cubic polynomial kernel, lower is better) in {_space(dataset)}; "
-                  f"all {len(f)} generated vs {r.source}; std over {blocks} disjoint subset pairs of {size}")
+                  f"all {len(f)} generated vs {r.source}; standard error from {blocks} disjoint subset pairs of {size}")
 
 
 def inception_score(fake, dataset: str, *, splits: int = IS_SPLITS, device: torch.device | str = "cpu") -> Result:
@@ -806,15 +806,18 @@ def _score_model(name: str, n: int, device, seed: int) -> dict:
 
 
 def leaderboard(names: Sequence[str] | None = None, *, n: int = 10_000, device: torch.device | str = "cpu",
-                seed: int = SEED, floors: bool = True, use_cache: bool = True, verbose: bool = True) -> Leaderboard:
+                seed: int = SEED, floors: bool = True, use_cache: bool = True, compute_missing: bool = True,
+                verbose: bool = True) -> Leaderboard:
     """Score every recipe that has a ``sample`` function and shipped weights (or the given ``names``)
     on one protocol: ``n`` samples (generator seeded with ``seed``) through :func:`evaluate`, plus
     the likelihoods recorded in each checkpoint's metrics (keys containing elbo, iwae, ais, nll,
     bits_per_dim, ...).  With ``floors``, a "real data" row per dataset gives the floor at the same n.
 
     Rows already in ``gencourse/assets/leaderboard.json`` for the same weights file, classifier,
-    n and seed are reused (``python -m gencourse.metrics leaderboard`` refreshes it).  A model that
-    fails to load or sample is listed under ``skipped`` instead of breaking the table.
+    n and seed are reused (``python -m gencourse.metrics leaderboard`` refreshes it); the others are
+    scored now, or, with ``compute_missing=False`` (FAST mode: sampling a diffusion model on a CPU
+    takes minutes), listed under ``skipped``.  So is a model that fails to load or sample, instead
+    of breaking the table.
     """
     candidates = list(names) if names is not None else sorted(recipes._OWNERS)
     cache = _load_board_cache() if use_cache else {}
@@ -838,6 +841,9 @@ def leaderboard(names: Sequence[str] | None = None, *, n: int = 10_000, device: 
         row = cache.get(key)
         if row is not None and row.get("classifier_sha256") != classifier_sha256(row.get("dataset", "")):
             row = None
+        if row is None and not compute_missing:
+            skipped[name] = f"not scored at n = {n} yet (python -m gencourse.metrics leaderboard --n {n})"
+            continue
         if row is None:
             t0 = time.perf_counter()
             try:
@@ -853,7 +859,7 @@ def leaderboard(names: Sequence[str] | None = None, *, n: int = 10_000, device: 
         for ds in dict.fromkeys(r["dataset"] for r in rows if r["dataset"] in classifiers.DATASETS):
             fl = real_floor(ds, n, device=device)[n]
             rows.append({"model": f"real data ({ds} train subset)", "dataset": ds,
-                         **{k: v for k, v in fl.items() if k in METRICS or k.endswith("_std")}})
+                         **{k: v for k, v in fl.items() if k in METRICS}})
     return Leaderboard(rows, n, skipped)
 
 

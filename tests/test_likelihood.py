@@ -79,3 +79,14 @@ def test_kde_matches_direct_sum_and_dequantize():
     assert u.shape == (1, 2) and 0 <= u[0, 0] < 1 / 256 and 255 / 256 <= u[0, 1] < 1
     with pytest.raises(TypeError, match="uint8"):
         L.dequantize(torch.zeros(1, 2))
+
+
+def test_ppca_fits_several_sizes_at_once_and_kde_several_bandwidths():
+    m, x, g = small_ppca(4)
+    many = L.PPCA.fit(x, [1, 2])
+    assert torch.allclose(many[2].log_prob(x[:5]), m.log_prob(x[:5]))
+    c = torch.randn(20, 3, generator=g)
+    both = L.kde_log_prob(c[:4], c, [0.5, 2.0])
+    assert both.shape == (2, 4) and torch.allclose(both[1], L.kde_log_prob(c[:4], c, 2.0))
+    with pytest.raises(ValueError, match="latent dimension"):
+        L.PPCA.fit(x, 6)

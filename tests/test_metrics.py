@@ -73,7 +73,7 @@ def test_kid_matches_direct_unbiased_mmd_and_torchmetrics():
     real, fake = gaussian(300, 4, 2), gaussian(200, 4, 3, shift=0.5)
     r = metrics.kid(emb(fake), "mnist", real=emb(real), blocks=4)
     assert r.kid == pytest.approx(np_mmd2(fake.double().numpy(), real.double().numpy()), rel=1e-5)
-    assert r.kid_std > 0 and "4 disjoint subset pairs of 50" in r.protocol
+    assert r.kid_se > 0 and "4 disjoint subset pairs of 50" in r.protocol
     # equal sizes, one subset holding everything: torchmetrics' estimator is the same number
     tm = KernelInceptionDistance(feature=metrics._Precomputed(4), subsets=1, subset_size=200)
     tm.update(real[:200], real=True)
@@ -163,7 +163,7 @@ def test_evaluate_reports_every_metric_with_its_protocol():
     x, y = data.to_float(images[:300]), labels[:300]
     rep = metrics.evaluate(x, "mnist", labels=y)
     d = rep.as_dict()
-    for key in ["fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage",
+    for key in ["fid", "kid", "kid_se", "is", "is_std", "precision", "recall", "density", "coverage",
                 "class_accuracy"]:
         assert key in d and math.isfinite(d[key]), key
     assert d["class_accuracy"] > 0.97 and d["is"] > 8 and d["precision"] > 0.6
@@ -211,6 +211,10 @@ def _toy_sampler_recipe():
 
 
 def test_leaderboard_scores_shipped_models_and_skips_the_rest(tmp_path, monkeypatch):
+    import shutil
+
+    for f in ["classifier-mnist.pt", "classifier-mnist.pt.json"]:  # the metrics need the shipped classifier
+        shutil.copy(recipes.weights_path("classifier-mnist").parent / f, tmp_path / f)
     monkeypatch.setattr(recipes, "WEIGHTS_DIR", tmp_path)
     recipe = recipes.register(_toy_sampler_recipe())
     try:
@@ -222,7 +226,7 @@ def test_leaderboard_scores_shipped_models_and_skips_the_rest(tmp_path, monkeypa
     finally:
         recipes._RECIPES.pop("toy-sampler", None)
     rows = {r["model"]: r for r in board.rows}
-    assert set(rows) == {"toy-sampler", "real data (mnist train subset)"}
+    assert set(rows) == {"toy-sampler", "real data (mnist train subset)"}, board.skipped
     assert rows["toy-sampler"]["test_elbo_nats"] == -90.5 and rows["toy-sampler"]["class_accuracy"] > 0.97
     assert "no-such-model" in board.skipped
     text = str(board)
