@@ -863,11 +863,12 @@ def leaderboard(names: Sequence[str] | None = None, *, n: int = 10_000, device: 
     return Leaderboard(rows, n, skipped)
 
 
-def write_leaderboard(sizes: Iterable[int] = (1000, 10_000), *, device: torch.device | str = "cpu") -> dict:
-    """Score every shipped model at each n and store the rows in ``gencourse/assets/leaderboard.json``."""
+def write_leaderboard(sizes: Iterable[int] = (1000, 10_000), *, names: Sequence[str] | None = None,
+                      device: torch.device | str = "cpu") -> dict:
+    """Score every shipped model (or ``names``) at each n; store the rows in ``gencourse/assets/leaderboard.json``."""
     cache = _load_board_cache()
     for n in sizes:
-        board = leaderboard(n=n, device=device, floors=False, use_cache=False)
+        board = leaderboard(names, n=n, device=device, floors=False, use_cache=False)
         for row in board.rows:
             cache[row.pop("cache_key")] = row
         if board.skipped:
@@ -883,13 +884,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gencourse.metrics", description=main.__doc__)
     parser.add_argument("what", choices=["floor", "leaderboard"])
     parser.add_argument("--n", type=int, nargs="*", default=None, help="sample sizes")
-    parser.add_argument("--dataset", nargs="*", default=list(classifiers.DATASETS))
+    parser.add_argument("--dataset", nargs="*", default=list(classifiers.DATASETS), help="floor: datasets")
+    parser.add_argument("--models", nargs="*", default=None, help="leaderboard: models (default: every shipped one)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     if args.what == "floor":
         write_floors(args.dataset, args.n or FLOOR_SIZES, device=args.device)
     else:
-        write_leaderboard(args.n or (1000, 10_000), device=args.device)
+        write_leaderboard(args.n or (1000, 10_000), names=args.models, device=args.device)
     return 0
 
 
