@@ -750,9 +750,7 @@ class Leaderboard:
         return [dict(r) for r in self.rows]
 
     def __str__(self) -> str:
-        if not self.rows:
-            return "no model with shipped weights and a sampler yet"
-        parts = []
+        parts = [] if self.rows else ["no model scored yet"]
         for ds in dict.fromkeys(r["dataset"] for r in self.rows):
             rows = [r for r in self.rows if r["dataset"] == ds]
             rows.sort(key=lambda r: (not r.get("model", "").startswith("real"), r.get("fid", math.inf)))

@@ -219,7 +219,7 @@ def test_leaderboard_scores_shipped_models_and_skips_the_rest(tmp_path, monkeypa
     recipe = recipes.register(_toy_sampler_recipe())
     try:
         empty = metrics.leaderboard(n=200, verbose=False)
-        assert empty.rows == [] and "no model" in str(empty)
+        assert empty.rows == [] and "no model scored yet" in str(empty)
         recipes.save_pretrained("toy-sampler", recipe.build({}), recipe.config(),
                                 metrics={"test_elbo_nats": -90.5, "protocol": "made up"})
         board = metrics.leaderboard(["toy-sampler", "no-such-model"], n=200, use_cache=False, verbose=False)
