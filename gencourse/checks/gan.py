@@ -1,0 +1,202 @@
+"""Checks for the Chapter 4 exercises (generative adversarial networks).
+
+Convention checked throughout: the discriminator returns **logits**, ``D = sigmoid(logit)``
+is the probability that a sample is **real** (real = 1, fake = 0), and losses are means
+over the batch.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from . import CheckFailed, expect, expect_close, expect_tensor, passed, run
+
+__all__ = ["discriminator_loss", "generator_losses", "gradient_penalty", "optimal_discriminator"]
+
+
+def _g(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _scalar(x, what: str) -> torch.Tensor:
+    t = expect_tensor(x, what=what)
+    if t.numel() != 1:
+        raise CheckFailed(f"{what} has shape {tuple(t.shape)}: return one number, the mean over the batch")
+    return t.reshape(())
+
+
+def _log_sig(l):
+    return -F.softplus(-l)   # log sigmoid(l) = log D
+
+
+def _log_one_minus_sig(l):
+    return -F.softplus(l)    # log (1 - sigmoid(l)) = log (1 - D)
+
+
+def discriminator_loss(fn) -> bool:
+    """``fn(real_logits (B,), fake_logits (B,)) -> L_D``: BCE(real, 1) + BCE(fake, 0), each a batch mean."""
+    g = _g(0)
+    real = torch.randn(6, generator=g, dtype=torch.float64) + 1.0
+    fake = torch.randn(6, generator=g, dtype=torch.float64) - 0.5
+    expected = -_log_sig(real).mean() - _log_one_minus_sig(fake).mean()
+    got = _scalar(run(fn, real.clone(), fake.clone(), name="discriminator_loss"), "L_D")
+    expect_close(got, expected, what="L_D", hints={
+        "the labels are flipped: you treated real samples as 0 and fakes as 1. In the course's convention "
+        "D(x) is the probability that x is REAL, so real data has target 1 and fakes target 0 "
+        "(one of the slide decks uses the opposite labels; see the errata)":
+            -_log_one_minus_sig(real).mean() - _log_sig(fake).mean(),
+        "the sign is wrong: L_D = -V(D, G) is a cross-entropy, never negative":
+            _log_sig(real).mean() + _log_one_minus_sig(fake).mean(),
+        "only the real term is there: add BCE(D(G(z)), 0) = -mean log(1 - D(G(z)))": -_log_sig(real).mean(),
+        "only the fake term is there: add BCE(D(x), 1) = -mean log D(x)": -_log_one_minus_sig(fake).mean(),
+        "you averaged the two terms; the course's L_D is their sum, which equals -V(D, G)": expected / 2,
+        "sum over the batch, not a mean: each term is a mean over its batch": expected * 6,
+        "the inputs are logits: apply the sigmoid first (or use softplus / BCE-with-logits), not log(logit)":
+            -(real.clamp_min(1e-12).log().mean()) - (1 - fake).clamp_min(1e-12).log().mean(),
+    }, rtol=1e-5)
+    # numerically stable when D is confidently wrong? (sigmoid(-800) underflows to 0 in float64)
+    real_bad = torch.tensor([-800.0, 0.0], dtype=torch.float64)
+    want = (800.0 + math.log(2)) / 2 + math.log(2)
+    val = torch.as_tensor(run(fn, real_bad, torch.zeros(2, dtype=torch.float64), name="discriminator_loss"))
+    val = val.detach().double().reshape(-1)
+    expect(val.numel() == 1 and bool(torch.isfinite(val).all()) and abs(float(val[0]) - want) < 1e-6 * want,
+           f"for a real sample with logit -800 the loss should be {want:.2f}, got {float(val.reshape(-1)[0]):.4g}: "
+           "sigmoid(-800) underflows to 0; compute log D as -softplus(-logit) (or use "
+           "F.binary_cross_entropy_with_logits) instead of log(sigmoid(logit))")
+    return passed("L_D = BCE(D(x), 1) + BCE(D(G(z)), 0) = -V(D, G), computed stably from logits.")
+
+
+def generator_losses(fn) -> bool:
+    """``fn(fake_logits (B,)) -> (saturating, non_saturating)`` generator losses (minimised), batch means."""
+    g = _g(1)
+    fake = torch.randn(5, generator=g, dtype=torch.float64) * 2
+    sat = _log_one_minus_sig(fake).mean()        # E log(1 - D(G(z)))
+    ns = -_log_sig(fake).mean()                  # -E log D(G(z))
+    out = run(fn, fake.clone(), name="generator_losses")
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise CheckFailed("return a pair (saturating, non_saturating)")
+    got_sat, got_ns = _scalar(out[0], "the saturating loss"), _scalar(out[1], "the non-saturating loss")
+    if torch.allclose(got_sat, ns) and torch.allclose(got_ns, sat):
+        raise CheckFailed("the two losses are swapped: the saturating one is E log(1 - D(G(z))) (L_G = -L_D "
+                          "keeps only this term), the non-saturating one is -E log D(G(z))")
+    expect_close(got_sat, sat, what="the saturating loss", hints={
+        "sign: the generator MINIMISES E log(1 - D(G(z))); -E log(1 - D(G(z))) is the discriminator's "
+        "fake term, which the generator would then be helping": -sat,
+        "this is the non-saturating loss; the saturating one is E log(1 - D(G(z)))": ns,
+        "the inputs are logits: D = sigmoid(logit)": (1 - fake).clamp_min(1e-12).log().mean(),
+    })
+    expect_close(got_ns, ns, what="the non-saturating loss", hints={
+        "sign: the generator wants D(G(z)) -> 1, so it minimises -E log D(G(z)) (you returned +E log D)": -ns,
+        "this is the saturating loss; the non-saturating one is -E log D(G(z))": sat,
+        "the labels are flipped: with D = P(real), the generator's target for its samples is 1 (real), "
+        "so its BCE is -log D(G(z)), not -log(1 - D(G(z)))": -sat,
+    })
+    # gradients where D confidently rejects the fakes (logit -8): one vanishes, the other does not
+    logits = torch.full((4,), -8.0, dtype=torch.float64, requires_grad=True)
+    s, n = run(fn, logits, name="generator_losses")
+    if not (isinstance(s, torch.Tensor) and s.requires_grad and isinstance(n, torch.Tensor) and n.requires_grad):
+        raise CheckFailed("the losses must be differentiable functions of the logits (use torch operations, "
+                          "no .item() or .detach())")
+    (gs,) = torch.autograd.grad(s, logits)
+    (gn,) = torch.autograd.grad(n, logits)
+    ratio = float(gn.abs().sum() / gs.abs().sum())
+    return passed(f"at D(G(z)) = sigmoid(-8) = {torch.sigmoid(torch.tensor(-8.0)):.1e} the non-saturating "
+                  f"gradient is {ratio:.0f} times larger than the saturating one.")
+
+
+def _tiny_critic(seed: int):
+    g = _g(seed)
+    W = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    return (lambda x: torch.tanh(x.reshape(x.shape[0], -1) @ W) @ v), (W, v)
+
+
+def _reference_penalty(critic, real, fake, eps, h=1e-6):
+    """(||grad f(x_hat)|| - 1)^2 averaged, the gradient from central finite differences (no autograd)."""
+    x_hat = (eps.reshape(-1, *([1] * (real.dim() - 1))) * real + (1 - eps.reshape(-1, *([1] * (real.dim() - 1))))
+             * fake).detach()
+    flat = x_hat.reshape(len(x_hat), -1)
+    grads = torch.zeros_like(flat)
+    with torch.no_grad():
+        for j in range(flat.shape[1]):
+            e = torch.zeros_like(flat)
+            e[:, j] = h
+            grads[:, j] = (critic((flat + e).reshape(x_hat.shape)) - critic((flat - e).reshape(x_hat.shape))) / (2 * h)
+    norms = grads.norm(dim=1)
+    return norms, ((norms - 1) ** 2).mean(), grads
+
+
+def gradient_penalty(fn) -> bool:
+    """``fn(critic, real (B, ...), fake (B, ...), eps (B,)) -> E (||grad f(x_hat)||_2 - 1)^2`` with
+    ``x_hat = eps * real + (1 - eps) * fake``, differentiable w.r.t. the critic's parameters."""
+    g = _g(2)
+    critic, params = _tiny_critic(3)
+    real = torch.randn(4, 2, 3, generator=g, dtype=torch.float64)
+    fake = torch.randn(4, 2, 3, generator=g, dtype=torch.float64) * 0.5
+    eps = torch.rand(4, generator=g, dtype=torch.float64)
+    norms, expected, grads = _reference_penalty(critic, real, fake, eps)
+    out = run(fn, critic, real.clone(), fake.clone(), eps.clone(), name="gradient_penalty")
+    got = _scalar(out, "the penalty")
+    _, swapped, _ = _reference_penalty(critic, fake, real, eps)
+    whole = (grads.norm() - 1) ** 2
+    expect_close(got, expected, what="the gradient penalty", rtol=1e-5, atol=1e-8, hints={
+        "the interpolation is reversed: x_hat = eps * real + (1 - eps) * fake": swapped,
+        "you used the squared norm ||g||^2; the penalty is (||g||_2 - 1)^2 with the Euclidean norm": 
+            ((grads.square().sum(1) - 1) ** 2).mean(),
+        "the norm must be taken per sample (over all pixels of one image), not over the whole batch": whole,
+        "average over the batch, not a sum": expected * 4,
+        "the 1 is missing: the target gradient norm is 1, (||g|| - 1)^2": (norms ** 2).mean(),
+        "you penalised |  ||g|| - 1 | instead of its square": (norms - 1).abs().mean(),
+    })
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        raise CheckFailed("the penalty has no gradient w.r.t. the critic's parameters: call torch.autograd.grad "
+                          "with create_graph=True (and make x_hat require grad), so the critic can be trained on it")
+    gW, gv = torch.autograd.grad(out, params)
+    # compare d(penalty)/dv with a finite difference of the reference penalty along v
+    h = 1e-5
+    W, v = params
+    bump = torch.zeros_like(v)
+    bump[0] = h
+    plus_crit = lambda x: torch.tanh(x.reshape(x.shape[0], -1) @ W.detach()) @ (v.detach() + bump)  # noqa: E731
+    minus_crit = lambda x: torch.tanh(x.reshape(x.shape[0], -1) @ W.detach()) @ (v.detach() - bump)  # noqa: E731
+    fd = (_reference_penalty(plus_crit, real, fake, eps)[1] - _reference_penalty(minus_crit, real, fake, eps)[1]) / (2 * h)
+    expect(abs(float(gv[0]) - float(fd)) < 1e-3 * max(1.0, abs(float(fd))),
+           f"the penalty's gradient w.r.t. the critic is wrong (got {float(gv[0]):.5g}, finite differences "
+           f"give {float(fd):.5g}): detach real and fake, but not x_hat's path to the critic")
+    return passed(f"per-sample gradient norms {', '.join(f'{n:.3f}' for n in norms.tolist())}; penalty "
+                  f"{float(expected):.4f}, and its gradient w.r.t. the critic matches finite differences.")
+
+
+def optimal_discriminator(fn) -> bool:
+    """``fn(p_data (K,), p_g (K,)) -> (d_star (K,), value)``: ``D*(x) = p_data / (p_data + p_g)`` and
+    ``V(D*, G) = sum_x p_data log D*(x) + sum_x p_g log(1 - D*(x))`` for pmfs on K points."""
+    p = torch.tensor([0.05, 0.25, 0.4, 0.2, 0.1, 0.0], dtype=torch.float64)
+    q = torch.tensor([0.3, 0.3, 0.1, 0.1, 0.1, 0.1], dtype=torch.float64)
+    d = p / (p + q)
+    xlogy = torch.special.xlogy
+    value = xlogy(p, d).sum() + xlogy(q, 1 - d).sum()
+    out = run(fn, p.clone(), q.clone(), name="optimal_discriminator")
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise CheckFailed("return a pair (d_star, value)")
+    expect_close(out[0], d, what="D*", hints={
+        "this is the probability of FAKE, p_g / (p_data + p_g): with the course's convention D(x) is the "
+        "probability that x is real": q / (p + q),
+        "D* is not p_data / p_g (a density ratio); divide by p_data + p_g so that D* lies in [0, 1]":
+            p / q,
+    })
+    raw = out[1]
+    if isinstance(raw, torch.Tensor) and not bool(torch.isfinite(raw).all()):
+        raise CheckFailed("V(D*, G) is NaN or infinite: p_data is 0 at the last point, where 0 log 0 must count "
+                          "as 0 (a term weighted by probability 0 contributes nothing): use torch.special.xlogy")
+    v = _scalar(raw, "V(D*, G)")
+    m = (p + q) / 2
+    jsd = 0.5 * (xlogy(p, p / m).sum() + xlogy(q, q / m).sum())
+    expect_close(v, value, what="V(D*, G)", hints={
+        "this is L_D = -V; the value function itself is sum p_data log D* + sum p_g log(1 - D*)": -value,
+        "weight each log by its own distribution: p_data for log D*, p_g for log(1 - D*)":
+            xlogy(q, d).sum() + xlogy(p, 1 - d).sum(),
+    })
+    return passed(f"V(D*, G) = {float(value):.4f} = -log 4 + 2 JSD(p_data || p_g) = {-math.log(4):.4f} + "
+                  f"2 x {float(jsd):.4f}: the generator, facing D*, minimises a Jensen-Shannon divergence.")
