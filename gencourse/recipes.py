@@ -43,6 +43,11 @@ _OWNERS: dict[str, str] = {
     "vae-mnist": "gencourse.vae",
     "vae-fashion-2d": "gencourse.vae",
     "ddpm-mnist": "gencourse.diffusion",
+    "dcgan-mnist": "gencourse.gan",
+    "dcgan-fashion": "gencourse.gan",
+    "cgan-mnist": "gencourse.gan",
+    "cgan-fashion": "gencourse.gan",
+    "wgan-gp-mnist": "gencourse.gan",
 }
 _RECIPES: dict[str, "Recipe"] = {}
 
