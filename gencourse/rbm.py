@@ -60,7 +60,7 @@ def bernoulli(p: Tensor, generator: torch.Generator | None = None) -> Tensor:
     if generator is not None and generator.device.type != p.device.type:
         raise ValueError(f"the generator is on {generator.device} but the tensors are on {p.device}: "
                          f"create it with torch.Generator(device={str(p.device)!r}).manual_seed(...)")
-    return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
+    return torch.bernoulli(p, generator=generator)
 
 
 class RBM(nn.Module):
@@ -131,10 +131,10 @@ class RBM(nn.Module):
             raise ValueError(f"steps must be >= 0, got {steps}")
         dtype = v.dtype
         v = self._check(v, self.n_visible, "v")
-        frames = []
+        W, b, c, frames = self.W, self.b, self.c, []
         for t in range(1, steps + 1):
-            h = self.sample_hidden(v, generator)      # (B, K)
-            p_v = self.visible_probs(h)               # (B, D)
+            h = bernoulli(torch.sigmoid(torch.addmm(c, v, W)), generator)      # h ~ p(h | v), (B, K)
+            p_v = torch.sigmoid(torch.addmm(b, h, W.T))                      # p(v = 1 | h), (B, D)
             v = bernoulli(p_v, generator)
             if keep_every and t % keep_every == 0:
                 frames.append(p_v)
@@ -440,7 +440,7 @@ def _register() -> None:
         description="Bernoulli RBM, 784-500, persistent CD on thresholded MNIST; AIS test log-likelihood",
         defaults=dict(dataset="mnist", n_hidden=500, method="pcd", k=1, n_chains=100, batch_size=100,
                       lr=0.01, lr_final=0.0, momentum=0.9, weight_decay=1e-4, init_std=0.01, n_train=0,
-                      steps=40_000, init_seed=0, ais_chains=100, ais_betas=14_500, n_test=10_000,
+                      steps=20_000, init_seed=0, ais_chains=100, ais_betas=14_500, n_test=10_000,
                       sample_steps=1000, eval_seed=0),
         build=_build, optimizers=_optimizers, data=_data, step=_step, evaluate=_evaluate, sample=_sample,
         datasets=("mnist",),

@@ -334,8 +334,7 @@ class _GibbsTape:
         while len(self.v) <= t:
             h = self.rbm.sample_hidden(self.v[-1], self.generator)
             p = self.rbm.visible_probs(h)
-            self.v.append((torch.rand(p.shape, generator=self.generator, device=p.device, dtype=p.dtype) < p)
-                          .to(p.dtype))
+            self.v.append(torch.bernoulli(p, generator=self.generator))
             self.mean.append(p)
         return self.v[t], self.mean[t]
 
