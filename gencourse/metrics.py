@@ -58,10 +58,11 @@ FLOOR_SIZES = (500, 1000, 2000, 5000, 10_000)
 SEED = 0                # every random choice of a protocol (reference subsets, KID subsets, IS splits)
 #: checkpoint metrics whose name contains one of these are likelihoods, shown on the leaderboard
 LIKELIHOOD_KEYS = ("elbo", "iwae", "ais", "nll", "bits_per_dim", "bpd", "log_likelihood")
-#: metric -> (short name, whether larger is better); the order of the printed tables
-METRICS = {"fid": ("FID", False), "kid": ("KID", False), "is": ("IS", True), "precision": ("precision", True),
-           "recall": ("recall", True), "density": ("density", True), "coverage": ("coverage", True),
-           "class_accuracy": ("class accuracy", True)}
+#: metric -> (short name, which values are better); the order of the printed tables
+METRICS = {"fid": ("FID", "lower"), "kid": ("KID", "lower"), "is": ("IS", "higher"),
+           "precision": ("precision", "higher"), "recall": ("recall", "higher"),
+           "density": ("density", "~1 (real data)"), "coverage": ("coverage", "higher"),
+           "class_accuracy": ("class accuracy", "higher")}
 
 
 # ---------------------------------------------------------------------------
@@ -241,9 +242,9 @@ class Report:
     def __str__(self) -> str:
         values = self.as_dict()
         rows = []
-        for key, (label, higher) in METRICS.items():
+        for key, (label, better) in METRICS.items():
             if key in values:
-                row = {"metric": label, "value": values[key], "better": "higher" if higher else "lower"}
+                row = {"metric": label, "value": values[key], "better": better}
                 if self.floor is not None:
                     row["real floor"] = self.floor.get(key)
                 rows.append(row)
