@@ -754,7 +754,7 @@ class Leaderboard:
         parts = [] if self.rows else ["no model scored yet"]
         for ds in dict.fromkeys(r["dataset"] for r in self.rows):
             rows = [r for r in self.rows if r["dataset"] == ds]
-            rows.sort(key=lambda r: (not r.get("model", "").startswith("real"), r.get("fid", math.inf)))
+            rows.sort(key=lambda r: (not r["model"].startswith("real"), r.get("fid", math.inf)))
             cols = ["model"] + [k for k in METRICS if any(k in r for r in rows)]
             cols += sorted({k for r in rows for k in r if _is_likelihood(k)})
             if any("modes" in r for r in rows):
@@ -773,7 +773,17 @@ class Leaderboard:
 
 
 def _is_likelihood(key: str) -> bool:
-    return any(s in key.lower() for s in LIKELIHOOD_KEYS)
+    """A test-set likelihood recorded in checkpoint metrics (training-log values ``final_*`` are not)."""
+    return not key.startswith("final_") and any(s in key.lower() for s in LIKELIHOOD_KEYS)
+
+
+def _likelihoods(meta: Mapping) -> dict:
+    """The likelihood numbers (and their protocol) of a checkpoint's metadata."""
+    metrics_ = meta.get("metrics", {})
+    row = {k: v for k, v in metrics_.items() if _is_likelihood(k) and isinstance(v, (int, float))}
+    if row and isinstance(metrics_.get("protocol"), str):
+        row["likelihood_protocol"] = metrics_["protocol"]
+    return row
 
 
 def _load_board_cache() -> dict:
@@ -796,11 +806,7 @@ def _score_model(name: str, n: int, device, seed: int) -> dict:
         row.update(modes=f"{mc.covered}/{mc.modes}", high_quality=mc.high_quality)
     else:
         row.update(evaluate(images, row["dataset"], labels=labels, device=device, floor=False).as_dict())
-    for key, value in ck.metrics.items():
-        if _is_likelihood(key) and isinstance(value, (int, float)):
-            row[key] = value
-    if isinstance(ck.metrics.get("protocol"), str) and any(_is_likelihood(k) for k in row):
-        row["likelihood_protocol"] = ck.metrics["protocol"]
+    row.update(_likelihoods(ck.meta))
     return row
 
 
@@ -835,13 +841,16 @@ def leaderboard(names: Sequence[str] | None = None, *, n: int = 10_000, device: 
                 skipped[name] = "no sampler" if recipe.sample is None else "no shipped weights"
             continue
         side = Path(str(path) + ".json")
-        file_sha = json.loads(side.read_text()).get("file_sha256", "") if side.is_file() else ""
-        key = f"{name}|{file_sha[:16]}|n={n}|seed={seed}"
+        meta = json.loads(side.read_text()) if side.is_file() else {}
+        key = f"{name}|{meta.get('file_sha256', '')[:16]}|n={n}|seed={seed}"
         row = cache.get(key)
         if row is not None and row.get("classifier_sha256") != classifier_sha256(row.get("dataset", "")):
             row = None
         if row is None and not compute_missing:
-            skipped[name] = f"not scored at n = {n} yet (python -m gencourse.metrics leaderboard --n {n})"
+            skipped[name] = f"samples not scored at n = {n} yet (python -m gencourse.metrics leaderboard --n {n})"
+            liks = _likelihoods(meta)
+            if liks:  # its likelihoods still belong on the board
+                rows.append(dict(model=name, dataset=meta.get("config", {}).get("dataset", "?"), **liks))
             continue
         if row is None:
             t0 = time.perf_counter()

@@ -222,6 +222,9 @@ def test_leaderboard_scores_shipped_models_and_skips_the_rest(tmp_path, monkeypa
         assert empty.rows == [] and "no model scored yet" in str(empty)
         recipes.save_pretrained("toy-sampler", recipe.build({}), recipe.config(),
                                 metrics={"test_elbo_nats": -90.5, "protocol": "made up"})
+        fast = metrics.leaderboard(["toy-sampler"], n=200, use_cache=False, compute_missing=False, floors=False)
+        assert fast.rows == [{"model": "toy-sampler", "dataset": "mnist", "test_elbo_nats": -90.5,
+                              "likelihood_protocol": "made up"}] and "not scored" in fast.skipped["toy-sampler"]
         board = metrics.leaderboard(["toy-sampler", "no-such-model"], n=200, use_cache=False, verbose=False)
     finally:
         recipes._RECIPES.pop("toy-sampler", None)
