@@ -4,12 +4,13 @@ Every sample metric here compares a set of generated images with real ones in
 the feature space of a **domain classifier** the course trains itself
 (:mod:`gencourse.classifiers`; shipped weights, no download):
 
-* :func:`fid` (Fréchet distance of Gaussians fitted to the features, via
-  torchmetrics with a custom feature module), :func:`kid` (unbiased polynomial-
-  kernel MMD², torchmetrics), :func:`inception_score` (the classifier's
-  logits in place of Inception's);
+* :func:`fid` (Fréchet distance of Gaussians fitted to the features:
+  torchmetrics' FID with the classifier as a custom feature module),
+  :func:`inception_score` (torchmetrics, the classifier's logits in place of
+  Inception's), :func:`kid` (unbiased polynomial-kernel MMD² over all samples,
+  written here because torchmetrics' 100 random subsets cost 25x more on a CPU);
 * :func:`precision_recall` and :func:`density_coverage` (k-nearest-neighbour
-  manifolds, written here: torchmetrics has neither);
+  manifolds, written here: torchmetrics has neither; :func:`prdc` for any points);
 * :func:`class_accuracy` of class-conditional samples, :func:`count_modes` on
   the toy ring; :func:`evaluate` runs them all and prints a table.
 
@@ -21,6 +22,12 @@ generated set (the first n of a fixed permutation), with k = 5 neighbours. FID
 is biased upwards for small sample sizes, so numbers are comparable only at
 the same n; :func:`real_floor` gives the real-vs-real value of every metric at
 that n (a random subset of the *training* split scored as if it were generated).
+
+Also here: :func:`real_floor` / :func:`write_floors` (the recorded floors,
+``python -m gencourse.metrics floor``), :func:`leaderboard` (every shipped model
+on one protocol, ``python -m gencourse.metrics leaderboard``),
+:func:`sensitivity_cases` (damaged real images) and the optional
+:func:`inception_fid`.
 
 Images everywhere: float tensors in [0, 1] of shape (N, 1, 28, 28) (or (N, 28, 28)).
 """

@@ -75,7 +75,8 @@ def test_kid_matches_direct_unbiased_mmd_and_torchmetrics():
     assert r.kid == pytest.approx(np_mmd2(fake.double().numpy(), real.double().numpy()), rel=1e-5)
     assert r.kid_se > 0 and "4 disjoint subset pairs of 50" in r.protocol
     # equal sizes, one subset holding everything: torchmetrics' estimator is the same number
-    tm = KernelInceptionDistance(feature=metrics._Precomputed(4), subsets=1, subset_size=200)
+    with pytest.warns(UserWarning, match="save all extracted features"):
+        tm = KernelInceptionDistance(feature=metrics._Precomputed(4), subsets=1, subset_size=200)
     tm.update(real[:200], real=True)
     tm.update(fake, real=False)
     assert metrics.kid(emb(fake), "mnist", real=emb(real[:200])).kid == pytest.approx(float(tm.compute()[0]), rel=1e-4)
