@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from . import CheckFailed, expect, expect_close, expect_tensor, passed, run
+from . import CheckFailed, expect, expect_close, passed, run
 
 __all__ = ["frechet_distance", "bits_per_dim", "precision_recall", "inception_score"]
 
