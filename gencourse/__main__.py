@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=1000, help="steps between resumable checkpoints")
     p.add_argument("--log-every", type=int, default=100, help="steps between logged values")
     p.add_argument("--no-eval", action="store_true", help="skip the recipe's final evaluation")
+    p.add_argument("--ship", action="store_true",
+                   help="also copy the final OUT/MODEL.pt (+ .json) into gencourse/assets/weights/, "
+                        "the checkpoints the notebooks load")
     p.set_defaults(func=_cmd_train)
     return parser
 

@@ -9,6 +9,10 @@ Files in the output folder (``--out``, default ``runs/MODEL``):
   the shipped checkpoints, loadable with ``recipes.load_pretrained``);
 * ``metrics.json``: the final metrics and run summary.
 
+``--ship`` also copies ``MODEL.pt`` and its ``.json`` into the package's
+``assets/weights/`` folder, where the notebooks' ``recipes.load_pretrained``
+finds them; the recorded command is then exactly how the shipped file was made.
+
 Data parallelism: under ``torchrun --nproc_per_node=N -m gencourse train ...``
 each process trains a DistributedDataParallel copy (NCCL on GPUs, gloo on the
 CPU); the recipe's data function gets ``rank`` and ``world_size`` and shards the
@@ -183,4 +187,11 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
     recipes.save_pretrained(args.model, modules, cfg, metrics=metrics, command=command, path=out / f"{args.model}.pt")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _say(f"done: {out / (args.model + '.pt')}  metrics: {json.dumps(metrics)}")
+    if getattr(args, "ship", False):
+        import shutil
+
+        recipes.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+        for suffix in (".pt", ".pt.json"):
+            shutil.copyfile(out / f"{args.model}{suffix}", recipes.WEIGHTS_DIR / f"{args.model}{suffix}")
+        _say(f"shipped: {recipes.WEIGHTS_DIR / (args.model + '.pt')}")
     return status

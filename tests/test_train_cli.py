@@ -33,6 +33,24 @@ def test_train_writes_state_weights_and_metrics(tmp_path):
     assert ck.config["recipe"] == "toy-regression" and ck.meta["command"].startswith("python -m gencourse train")
 
 
+def test_ship_copies_the_final_weights(tmp_path):
+    from gencourse import recipes
+
+    out = tmp_path / "run"
+    env_weights = tmp_path / "weights"
+    code = ("import sys; from gencourse import recipes; from pathlib import Path; "
+            f"recipes.WEIGHTS_DIR = Path({str(env_weights)!r}); "
+            "from gencourse.__main__ import main; sys.exit(main(sys.argv[1:]))")
+    env = dict(os.environ, GENCOURSE_PLUGINS="toy_recipe", GENCOURSE_PROGRESS="off",
+               PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-c", code, "train", "toy-regression", "--steps", "5", "--out", str(out),
+                          "--device", "cpu", "--ship"], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert (env_weights / "toy-regression.pt").read_bytes() == (out / "toy-regression.pt").read_bytes()
+    assert (env_weights / "toy-regression.pt.json").exists()
+    assert recipes.WEIGHTS_DIR.name == "weights"  # the real folder is untouched by this test
+
+
 def test_resume_equals_one_run(tmp_path):
     assert cli("train", "toy-regression", "--steps", 40, "--out", tmp_path / "one", "--device", "cpu").returncode == 0
     assert cli("train", "toy-regression", "--steps", 20, "--out", tmp_path / "two", "--device", "cpu").returncode == 0
