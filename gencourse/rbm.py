@@ -343,8 +343,8 @@ class PersistentChains(nn.Module):
 def _mnist_binary(split: str, n: int | None = None) -> Tensor:
     from . import data
 
-    x = binarise(data.load("mnist", split)[0])
-    return x if not n else x[:n]
+    x = data.load("mnist", split)[0]
+    return binarise(x[:n] if n else x)                             # (n or N, 784) in {0, 1}
 
 
 def _build(cfg: dict) -> dict:
@@ -425,14 +425,19 @@ def _evaluate(modules: dict, cfg: dict, device) -> dict:
 def _sample(modules: dict, cfg: dict, n: int, device, generator: torch.Generator | None = None) -> Tensor:
     """``n`` images (n, 1, 28, 28) in [0, 1]: the mean p(v | h) after ``sample_steps`` Gibbs sweeps
     of independent chains started from the base-rate model."""
-    rbm = modules["rbm"]
+    rbm, steps = modules["rbm"], max(1, int(cfg["sample_steps"]))
     with torch.no_grad():
         v0 = bernoulli(torch.sigmoid(rbm.b).expand(n, -1).contiguous(), generator)
-        _, frames = rbm.gibbs(v0, cfg["sample_steps"], generator=generator, keep_every=cfg["sample_steps"])
+        _, frames = rbm.gibbs(v0, steps, generator=generator, keep_every=steps)
     return frames[-1].reshape(n, 1, 28, 28).clamp(0, 1)
 
 
 def _register() -> None:
+    """Config keys: ``n_hidden``; ``method`` "pcd" or "cd" with ``k`` Gibbs sweeps per update and
+    ``n_chains`` persistent chains; SGD ``lr`` (decaying linearly to ``lr * lr_final`` over ``steps``),
+    ``momentum``, ``weight_decay`` (on W only); ``n_train`` training images (0 = all 60,000);
+    evaluation: ``ais_chains`` runs x ``ais_betas`` distributions on ``n_test`` test images;
+    ``sample_steps`` Gibbs sweeps per sample."""
     from . import recipes
 
     recipes.register(recipes.Recipe(
@@ -444,7 +449,8 @@ def _register() -> None:
                       sample_steps=1000, eval_seed=0),
         build=_build, optimizers=_optimizers, data=_data, step=_step, evaluate=_evaluate, sample=_sample,
         datasets=("mnist",),
-        notes={"train": "python -m gencourse train rbm-mnist --out gencourse/assets/weights",
+        notes={"train": "OMP_NUM_THREADS=1 python -m gencourse train rbm-mnist --out runs/rbm-mnist "
+                        "(then copy rbm-mnist.pt* into gencourse/assets/weights)",
                "longer": "change the length with --set steps=N (the learning rate decays over `steps`)"},
     ))
 

@@ -1,4 +1,5 @@
 """Chapter 3: RBM equations against brute-force enumeration, AIS against exact log Z, samplers, recipe, checks."""
+import copy
 import math
 
 import pytest
@@ -224,3 +225,29 @@ def test_gibbs_stepper_widget_and_its_static_animation():
     assert set(binary.unique().tolist()) <= {0.0, 1.0}
     html = widgets.gibbs_animation(m, torch.zeros(3, 784), [0, 1, 5], generator=torch.Generator().manual_seed(0))
     assert html.data.count("data:image/png;base64") == 3 and "http" not in html.data  # no CDN links
+
+
+def test_resuming_restores_the_persistent_chains():
+    from gencourse import recipes
+
+    cfg = dict(n_hidden=8, n_train=200, batch_size=50, n_chains=10, steps=4)
+    a, mods_a, _ = recipes.build_trainer("rbm-mnist", cfg, device="cpu", log_every=2, progress=False)
+    a.fit(steps=2)
+    state = copy.deepcopy(a.state_dict())                     # what the CLI writes to state.pt (RNG included)
+    a.fit(steps=2)                                             # the uninterrupted run
+    b, mods_b, _ = recipes.build_trainer("rbm-mnist", cfg, device="cpu", log_every=2, progress=False)
+    b.load_state_dict(state)                                   # the resumed run
+    assert torch.equal(mods_b["chains"].v, state["modules"]["chains"]["v"]) and b.step == 2
+    b.fit(steps=2)
+    assert torch.allclose(mods_a["rbm"].W, mods_b["rbm"].W) and torch.equal(mods_a["chains"].v, mods_b["chains"].v)
+
+
+def test_shipped_checkpoint_loads_and_meets_the_target():
+    from gencourse import data, recipes
+
+    mods, ck = recipes.load_pretrained("rbm-mnist")
+    assert ck.metrics["ais_test_ll"] >= -100 and "14500 intermediate distributions" in ck.metrics["ais_protocol"]
+    digits = R.binarise(data.load("mnist", "test")[0][:200])
+    noise = torch.bernoulli(digits.mean().expand_as(digits).contiguous(), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert mods["rbm"].free_energy(digits).mean() < mods["rbm"].free_energy(noise).mean() - 100
