@@ -557,3 +557,7 @@ def two_moons(n: int, noise: float = 0.1, *, generator: torch.Generator | None =
     lower = torch.stack([1 - t.cos(), 0.5 - t.sin()], 1)
     x = torch.where(y[:, None] == 0, upper, lower)
     return x + noise * torch.randn(n, 2, generator=generator), y
+
+
+# Chapter 5's paired and unpaired translation tasks live in gencourse/img2img_data.py (re-exported here).
+from .img2img_data import edge_map, edges_to_images, restyle, unpaired_mnist  # noqa: E402,F401

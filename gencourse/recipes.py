@@ -48,6 +48,10 @@ _OWNERS: dict[str, str] = {
     "cgan-mnist": "gencourse.gan",
     "cgan-fashion": "gencourse.gan",
     "wgan-gp-mnist": "gencourse.gan",
+    "pix2pix-edges-fashion": "gencourse.img2img",
+    "pix2pix-edges-fashion-l1": "gencourse.img2img",
+    "cyclegan-mnist": "gencourse.img2img",
+    "cyclegan-mnist-nocycle": "gencourse.img2img",
 }
 _RECIPES: dict[str, "Recipe"] = {}
 
