@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from gencourse import checkpoint
@@ -18,13 +19,25 @@ def cli(*args, cwd=None):
                           env=env, cwd=cwd, timeout=300)
 
 
+def run_main(*args, monkeypatch, capsys):
+    """The command in this process (cheap); returns (exit code, stdout, stderr)."""
+    from gencourse.__main__ import main
+
+    monkeypatch.setenv("GENCOURSE_PLUGINS", "toy_recipe")
+    monkeypatch.setenv("GENCOURSE_PROGRESS", "off")
+    monkeypatch.syspath_prepend(str(HERE))
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def weights(path):
     return checkpoint.load(path).state["model"]
 
 
 def test_train_writes_state_weights_and_metrics(tmp_path):
     res = cli("train", "toy-regression", "--steps", 30, "--out", tmp_path / "a", "--save-every", 10, "--device", "cpu")
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0, res.stderr  # a real process: the command as users run it
     for f in ["state.pt", "toy-regression.pt", "toy-regression.pt.json", "metrics.json"]:
         assert (tmp_path / "a" / f).exists(), f
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
@@ -51,12 +64,14 @@ def test_ship_copies_the_final_weights(tmp_path):
     assert recipes.WEIGHTS_DIR.name == "weights"  # the real folder is untouched by this test
 
 
-def test_resume_equals_one_run(tmp_path):
-    assert cli("train", "toy-regression", "--steps", 40, "--out", tmp_path / "one", "--device", "cpu").returncode == 0
-    assert cli("train", "toy-regression", "--steps", 20, "--out", tmp_path / "two", "--device", "cpu").returncode == 0
-    res = cli("train", "toy-regression", "--steps", 40, "--out", tmp_path / "two", "--resume", "--device", "cpu")
-    assert res.returncode == 0, res.stderr
-    assert "resuming toy-regression from step 20" in res.stdout
+def test_resume_equals_one_run(tmp_path, monkeypatch, capsys):
+    run = lambda *a: run_main(*a, monkeypatch=monkeypatch, capsys=capsys)  # noqa: E731
+    assert run("train", "toy-regression", "--steps", 40, "--out", tmp_path / "one", "--device", "cpu")[0] == 0
+    assert run("train", "toy-regression", "--steps", 20, "--out", tmp_path / "two", "--device", "cpu")[0] == 0
+    torch.manual_seed(12345)  # the resumed run must not depend on the state of the process
+    code, out, err = run("train", "toy-regression", "--steps", 40, "--out", tmp_path / "two", "--resume", "--device", "cpu")
+    assert code == 0, err
+    assert "resuming toy-regression from step 20" in out
     a, b = weights(tmp_path / "one" / "toy-regression.pt"), weights(tmp_path / "two" / "toy-regression.pt")
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-3), k  # stored as float16
@@ -65,7 +80,9 @@ def test_resume_equals_one_run(tmp_path):
         assert torch.allclose(sa["modules"]["model"][k], sb["modules"]["model"][k], atol=1e-6), k
 
 
-def test_bad_arguments_fail_cleanly(tmp_path):
+def test_bad_arguments_fail_cleanly(tmp_path, monkeypatch, capsys):
+    res = cli("train", "no-such-model")  # a real process: exit code 2, one line, no traceback
+    assert res.returncode == 2 and "unknown model 'no-such-model'" in res.stderr and "Traceback" not in res.stderr
     cases = [
         (("train", "no-such-model"), "unknown model 'no-such-model'"),
         (("train", "toy-regression", "--dataset", "cifar10", "--out", tmp_path / "x"), "trains on ['synthetic']"),
@@ -74,21 +91,25 @@ def test_bad_arguments_fail_cleanly(tmp_path):
         (("train", "toy-regression", "--resume", "--out", tmp_path / "nothing"), "there is no"),
     ]
     for args, msg in cases:
-        res = cli(*args)
-        assert res.returncode == 2, (args, res.stdout, res.stderr)
-        assert msg in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+        code, out, err = run_main(*args, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 2, (args, out, err)
+        assert msg in err and "Traceback" not in err, (args, err)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "state.pt").write_bytes(b"not a checkpoint")
-    res = cli("train", "toy-regression", "--resume", "--out", tmp_path / "bad")
-    assert res.returncode == 2 and "not a readable checkpoint" in res.stderr and "Traceback" not in res.stderr
+    code, out, err = run_main("train", "toy-regression", "--resume", "--out", tmp_path / "bad",
+                              monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "not a readable checkpoint" in err
 
 
-def test_help_lists_options():
-    res = cli("train", "--help")
-    assert res.returncode == 0
-    for opt in ["--steps", "--minutes", "--out", "--resume", "--dataset"]:
-        assert opt in res.stdout
-    assert "toy-regression" in cli("models").stdout
+def test_help_lists_options(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_main("train", "--help", monkeypatch=monkeypatch, capsys=capsys)
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for opt in ["--steps", "--minutes", "--out", "--resume", "--dataset", "--ship"]:
+        assert opt in out
+    code, out, _ = run_main("models", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "toy-regression" in out and "vae-mnist" in out
 
 
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
