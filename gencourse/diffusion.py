@@ -543,11 +543,16 @@ def _evaluate(modules, cfg, device):
     """Domain-classifier FID (and class accuracy) of ``eval_samples`` samples from :func:`_sample`."""
     from . import metrics
 
-    g = torch.Generator().manual_seed(0)
-    x, labels = _sample(modules, cfg, cfg["eval_samples"], device, g)
-    res = metrics.evaluate(x, cfg["dataset"], labels=labels, device=device)
-    return {k: v for k, v in (res.items() if isinstance(res, dict) else vars(res).items())
-            if isinstance(v, (int, float, str))}
+    g = torch.Generator(device=device).manual_seed(0)
+    out = _sample(modules, cfg, cfg["eval_samples"], device, g)
+    x, labels = out if isinstance(out, tuple) else (out, None)
+    rep = metrics.evaluate(x.cpu(), cfg["dataset"], labels=None if labels is None else labels.cpu(), device=device,
+                           floor=False)
+    out = {k: round(float(v), 5) for k, v in rep.as_dict().items()}
+    out["eval_samples"] = cfg["eval_samples"]
+    out["protocol"] = (f"{cfg['eval_samples']} samples (labels i % 10, EMA weights, DDIM {cfg['sample_steps']} steps, "
+                       f"guidance {cfg['sample_guidance']:g}, seed 0); " + "; ".join(rep.protocols().values()))
+    return out
 
 
 DDPM_DEFAULTS = dict(
