@@ -12,3 +12,21 @@
   });
   window.require = { paths: paths };
 })();
+
+// The widget bundle typesets labels with the MathJax 2 API (MathJax.Hub.Queue); the book
+// loads MathJax 3, which has no Hub. Give it a minimal Hub that forwards to MathJax 3.
+(function () {
+  function shim() {
+    var mj = window.MathJax;
+    if (mj && !mj.Hub) {
+      mj.Hub = {
+        Queue: function (job) {
+          var el = job && job[2];
+          if (mj.typesetPromise) mj.typesetPromise(el ? [el] : undefined).catch(function () {});
+        },
+      };
+    }
+  }
+  shim();
+  document.addEventListener("DOMContentLoaded", shim);
+})();
