@@ -249,19 +249,22 @@ def estimate_nll(model: VAE, images: Tensor, *, k: int, batch_size: int = 100, b
 
 
 @torch.no_grad()
-def grid_log_likelihood(model: VAE, x: Tensor, *, lim: float = 5.0, n_grid: int = 201, chunk: int = 4096
-                        ) -> tuple[Tensor, Tensor, Tensor]:
+def grid_log_likelihood(model: VAE, x: Tensor, *, lim: float = 5.0, n_grid: int = 201, chunk: int = 4096,
+                        center: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Exact-by-quadrature log p(x) for a VAE with a 1-D or 2-D latent: only possible in low dimension.
 
     ``log p(x) = log sum_g p(x | z_g) p(z_g) * cell`` over a regular grid of ``n_grid`` points per
-    axis on [-lim, lim]^d. Returns ``(log p(x) (B,), grid (G, d), log p(x, z_g) (G, B))``;
-    the last, minus log p(x), is the true log posterior density on the grid.
+    axis on ``center + [-lim, lim]^d`` (``center`` default 0). Returns ``(log p(x) (B,), grid (G, d),
+    log p(x, z_g) (G, B))``; the last, minus log p(x), is the true log posterior density on the grid.
+    The sum is accurate when the grid covers the posterior and its cells are small next to it.
     """
     d = model.latent_dim
     if d not in (1, 2):
         raise ValueError(f"quadrature needs a 1-D or 2-D latent (n_grid^d points); this model has d = {d}")
     axis = torch.linspace(-lim, lim, n_grid)
     grid = axis[:, None] if d == 1 else torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+    if center is not None:
+        grid = grid + torch.as_tensor(center, dtype=grid.dtype).reshape(1, d).cpu()
     p = next(model.parameters())
     x = x.to(p.device, p.dtype)
     parts = []
@@ -359,8 +362,12 @@ def _evaluate(modules, cfg, device):
     n, k = cfg["eval_n"] or len(images), cfg["eval_k"]
     r = estimate_nll(modules["model"], images[:n], k=k, binarize_seed=0 if cfg["binarize"] else None,
                      device=device, batch_size=max(1, 20_000 // k))
-    data_desc = ("dynamically binarised (one fixed binarisation, seed 0)" if cfg["binarize"]
-                 else "grey levels with the Bernoulli cross-entropy (not a normalised likelihood)")
+    if cfg["binarize"]:
+        data_desc = "dynamically binarised (one fixed binarisation, seed 0)"
+    elif cfg["likelihood"] == "gaussian":
+        data_desc = "grey levels, Gaussian decoder (log-densities, not comparable with probabilities of binary images)"
+    else:
+        data_desc = "grey levels with the Bernoulli cross-entropy (not a normalised likelihood)"
     return {"test_elbo_nats": r["elbo"], "test_reconstruction_nats": r["reconstruction"], "test_kl_nats": r["kl"],
             f"test_iwae_nll_nats_k{k}": r["nll"],
             "protocol": f"{cfg['dataset']} test set, first {n} images, {data_desc}; IWAE bound with k={k}; "

@@ -183,3 +183,13 @@ def test_grid_log_likelihood_matches_iwae_in_two_dimensions():
     assert ((exact - iwae).abs() < 0.05).all(), (exact, iwae)
     with pytest.raises(ValueError, match="1-D or 2-D"):
         vae.grid_log_likelihood(_tiny(latent=3), x.float())
+
+
+def test_grid_log_likelihood_on_a_local_grid_agrees_with_the_global_one():
+    model = _tiny(latent=2).double()
+    x = torch.bernoulli(torch.full((1, 1, 28, 28), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(4))
+    wide, _, _ = vae.grid_log_likelihood(model, x, lim=5.0, n_grid=121)
+    with torch.no_grad():
+        mu, _ = model.encode(x)
+    local, grid, _ = vae.grid_log_likelihood(model, x, lim=2.5, n_grid=121, center=mu[0])
+    assert torch.allclose(grid.mean(0), mu[0].float(), atol=1e-5) and torch.allclose(local, wide, atol=0.02)
