@@ -57,14 +57,16 @@ exercises: $(STAMP)
 unit: $(STAMP) data
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests -m "not browser"
 
+# With several pytest workers on two cores, one torch thread per kernel avoids oversubscription
+# (two workers x two threads on two cores made notebooks several times slower).
 notebooks: $(STAMP) data
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax -p no:cacheprovider notebooks solutions
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax -p no:cacheprovider notebooks solutions
 
 browser: book chromium
 	$(PY) -m pytest -q tests -m browser
 
 test: $(STAMP) data vendor chromium
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests -m "not browser" --nbval-lax notebooks solutions
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests -m "not browser" --nbval-lax notebooks solutions
 	$(MAKE) --no-print-directory book
 	$(PY) -m pytest -q tests -m browser
 
