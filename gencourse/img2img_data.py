@@ -10,14 +10,15 @@ The map from edges to image is many-to-one in reverse: the edges fix the outline
 the shading or texture inside it, which is what the generator has to invent.
 
 **Unpaired task** (CycleGAN), :func:`unpaired_mnist`: two domains of MNIST digits that
-use **disjoint** images of the split (a seeded permutation, first part A, rest B):
+use **disjoint** images of the split (a seeded permutation, first half A, second half B):
 
 * domain **A**: the digits as they are, grey, stored with **3 equal channels**
   (N, 3, 28, 28), so that both generators map 3 channels to 3 channels and the identity
   loss is defined;
-* domain **B** (:func:`restyle`): the same kind of digit *lying on its side* (rotated
-  90 degrees anticlockwise) and drawn in a saturated colour, a hue drawn uniformly per
-  image (HSV with S = V = 1), on black: ``b = rot90(x) * rgb(hue)``, (N, 3, 28, 28).
+* domain **B** (:func:`restyle`): the digits drawn in a saturated colour, one hue per
+  image drawn uniformly (HSV with S = V = 1), on black: ``b = x * rgb(hue)``, (N, 3, 28, 28).
+  With ``rotate=True`` the B digits also lie on their side (turned 90 degrees
+  anticlockwise): a global change of layout, for experiments.
 
 The digit labels of both domains are returned for **evaluation only** (training never
 sees them, and never sees an A image next to "its" B image: there is none).
@@ -25,8 +26,8 @@ sees them, and never sees an A image next to "its" B image: there is none).
 **Back to the classifier's input.**  The MNIST domain classifier of
 :mod:`gencourse.metrics` takes grey (N, 1, 28, 28) upright digits.  :func:`to_classifier`
 converts an image of either domain: the grey value is the **maximum over the three
-channels** (exact for both domains: a saturated colour has a maximal channel of 1, and A's
-channels are equal), and for domain B the rotation is undone (90 degrees clockwise).
+channels** (exact for both domains: a saturated colour has a largest channel of 1, and
+A's channels are equal); for a rotated domain B the rotation is undone (clockwise).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ __all__ = ["edge_map", "PairedSet", "edges_to_images", "hue_to_rgb", "restyle", 
            "to_classifier", "grey_to_rgb", "DOMAIN_B"]
 
 #: how domain B differs from MNIST (for captions)
-DOMAIN_B = "rotated 90 degrees anticlockwise, coloured strokes (random hue per image) on black"
+DOMAIN_B = "coloured strokes (a random hue per image) on black"
 
 
 def _float(images: Tensor) -> Tensor:
@@ -123,11 +124,12 @@ def grey_to_rgb(x: Tensor) -> Tensor:
     return x.expand(-1, 3, -1, -1).contiguous()
 
 
-def restyle(images: Tensor, hue: Tensor, *, rotate: bool = True) -> Tensor:
-    """MNIST digits -> domain B: rotate 90 degrees anticlockwise, colour the strokes with ``hue``.
+def restyle(images: Tensor, hue: Tensor, *, rotate: bool = False) -> Tensor:
+    """MNIST digits -> domain B: colour the strokes with ``hue`` (and, if ``rotate``, turn the digit
+    90 degrees anticlockwise).
 
     ``images``: uint8 (N, 28, 28) or float (N, 1, 28, 28) in [0, 1]; ``hue`` (N,) in [0, 1).
-    Returns float (N, 3, 28, 28) in [0, 1]: ``rot90(x) * rgb(hue)`` (black background).
+    Returns float (N, 3, 28, 28) in [0, 1]: ``x * rgb(hue)`` (black background).
     """
     x = _float(images)
     if hue.shape != (x.shape[0],):
@@ -137,9 +139,10 @@ def restyle(images: Tensor, hue: Tensor, *, rotate: bool = True) -> Tensor:
     return x * hue_to_rgb(hue.to(x.device))[:, :, None, None]     # (N, 3, 28, 28)
 
 
-def to_classifier(images: Tensor, domain: str, *, rotate: bool = True) -> Tensor:
+def to_classifier(images: Tensor, domain: str, *, rotate: bool = False) -> Tensor:
     """Images of ``domain`` (``"A"`` or ``"B"``), (N, 3, 28, 28) in [0, 1] -> what the MNIST classifier
-    takes: grey upright digits (N, 1, 28, 28), grey = max over channels; B is rotated back (clockwise)."""
+    takes: grey upright digits (N, 1, 28, 28), grey = max over channels; with ``rotate``, B is turned
+    back (clockwise)."""
     if domain not in ("A", "B"):
         raise ValueError(f"domain must be 'A' or 'B', got {domain!r}")
     if images.dim() != 4 or images.shape[1] not in (1, 3):
@@ -186,9 +189,9 @@ def domain_b_hues(n: int, seed: int) -> Tensor:
     return torch.rand(n, generator=torch.Generator().manual_seed(seed + 1))
 
 
-def unpaired_mnist(split: str = "train", n: int | None = None, *, seed: int = 0, rotate: bool = True) -> UnpairedSet:
-    """The unpaired task MNIST (A) <-> rotated coloured MNIST (B), ``n`` images per domain (default: half
-    the split each), from disjoint images chosen by ``seed``.  See :class:`UnpairedSet`."""
+def unpaired_mnist(split: str = "train", n: int | None = None, *, seed: int = 0, rotate: bool = False) -> UnpairedSet:
+    """The unpaired task MNIST (A) <-> coloured MNIST (B), ``n`` images per domain (default: half the split
+    each), from disjoint images chosen by ``seed``.  See :class:`UnpairedSet`."""
     from . import data
 
     images, labels = data.load("mnist", split)
