@@ -448,7 +448,7 @@ def train_discriminator(discriminator: nn.Module, sample_real: Callable[[int], T
 
 
 TOY_DEFAULTS = dict(latent_dim=2, hidden=[64, 64], lr_g=2e-3, lr_d=2e-3, betas=[0.5, 0.9], batch_size=128,
-                    loss="non-saturating", d_steps=1, g_steps=1, gp_weight=0.1, real_smoothing=0.0,
+                    loss="non-saturating", d_steps=1, g_steps=1, gp_weight=1.0, real_smoothing=0.0,
                     label_noise=0.0, flip=0.0, dropout=0.0, modes=8, radius=2.0, std=0.05)
 
 
@@ -501,7 +501,10 @@ def train_toy_gan(seeds: Sequence[int], steps: int, *, n_eval: int = 2000, snaps
                     real_smoothing=cfg["real_smoothing"], label_noise=cfg["label_noise"], flip=cfg["flip"],
                     batch_dims=2)
     B, k, r, std = cfg["batch_size"], cfg["modes"], cfg["radius"], cfg["std"]
-    sample = lambda: _data.ring_of_gaussians(S * B, k, r, std)[0].reshape(S, B, 2)  # noqa: E731
+    centres = _data.ring_modes(k, r)
+
+    def sample():  # a fresh batch per step for every network: (S, B, 2), as data.ring_of_gaussians draws it
+        return centres[torch.randint(k, (S, B))] + std * torch.randn(S, B, 2)
     trainer = Trainer(step, sample, modules={"generator": G, "discriminator": D},
                       optimizers={"g": opt_g, "d": opt_d}, log_every=log_every, progress="off")
     snaps = []
@@ -515,7 +518,6 @@ def train_toy_gan(seeds: Sequence[int], steps: int, *, n_eval: int = 2000, snaps
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         x = G(torch.randn(S, n_eval, cfg["latent_dim"]))
-    centres = _data.ring_modes(k, r)
     modes = [metrics.count_modes(x[s], centres, std) for s in range(S)]
     return ToyRun(cfg, seeds, x, modes, trainer.history, snaps, seconds)
 
@@ -541,10 +543,8 @@ class _Scaled:
         self.opt.zero_grad(set_to_none=set_to_none)
 
     def step(self):
-        for group in self.opt.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.grad.mul_(self.scale)
+        grads = [p.grad for g in self.opt.param_groups for p in g["params"] if p.grad is not None]
+        torch._foreach_mul_(grads, float(self.scale))
         self.opt.step()
 
     @property
@@ -569,7 +569,7 @@ def summarize_runs(runs: dict) -> list[dict]:
 # Recipes
 # ---------------------------------------------------------------------------
 GAN_DEFAULTS = dict(
-    dataset="mnist", arch="dcgan", conditional=False, latent_dim=64, width=32, hidden=[256, 512],
+    dataset="mnist", arch="dcgan", conditional=False, latent_dim=64, width=32, d_width=0, hidden=[256, 512],
     d_norm="batch", d_dropout=0.0, loss="non-saturating", d_steps=1, g_steps=1, gp_weight=10.0,
     real_smoothing=0.0, label_noise=0.0, flip=0.0,
     lr_g=2e-4, lr_d=2e-4, betas=[0.5, 0.999], batch_size=64, steps=8000, n_train=0, init_seed=0,
@@ -584,7 +584,7 @@ def build_gan(cfg: dict) -> dict:
     k = 10 if cfg["conditional"] else 0
     if cfg["arch"] == "dcgan":
         G = DCGenerator(cfg["latent_dim"], cfg["width"], n_classes=k)
-        D = DCDiscriminator(cfg["width"], n_classes=k, norm=cfg["d_norm"], dropout=cfg["d_dropout"])
+        D = DCDiscriminator(cfg["d_width"] or cfg["width"], n_classes=k, norm=cfg["d_norm"], dropout=cfg["d_dropout"])
     elif cfg["arch"] == "mlp":
         G = MLPGenerator(cfg["latent_dim"], (1, 28, 28), cfg["hidden"], n_classes=k, tanh=True)
         D = MLPDiscriminator((1, 28, 28), list(reversed(cfg["hidden"])), n_classes=k, dropout=cfg["d_dropout"])
@@ -673,10 +673,11 @@ def _register(name: str, description: str, **overrides) -> None:
                          "conditional: labels i % 10"}))
 
 
-_register("dcgan-mnist", "DCGAN (non-saturating loss) on MNIST (Chapter 4)")
-_register("dcgan-fashion", "DCGAN (non-saturating loss) on Fashion-MNIST (Chapter 4)", dataset="fashion")
+_register("dcgan-mnist", "DCGAN (non-saturating loss) on MNIST (Chapter 4)", steps=24_000)
+_register("dcgan-fashion", "DCGAN (non-saturating loss) on Fashion-MNIST (Chapter 4)", dataset="fashion",
+          steps=24_000)
 _register("cgan-mnist", "class-conditional DCGAN (one-hot z, projection D) on MNIST (Chapter 4)", conditional=True)
 _register("cgan-fashion", "class-conditional DCGAN on Fashion-MNIST (Chapter 4)", dataset="fashion",
           conditional=True)
 _register("wgan-gp-mnist", "WGAN-GP: DCGAN generator, critic without batch norm, 5 critic steps (Chapter 4)",
-          loss="wgan-gp", d_norm="none", d_steps=5, lr_g=1e-4, lr_d=1e-4, betas=[0.5, 0.9], steps=15_000)
+          loss="wgan-gp", d_norm="none", d_steps=5, lr_g=1e-4, lr_d=1e-4, betas=[0.5, 0.9], steps=12_000)

@@ -230,6 +230,22 @@ def test_gan_step_update_ratio(loss, d_steps, g_steps):
     assert ("gp" in hist.values) == (loss == "wgan-gp")
 
 
+def test_ema_update_and_sampler():
+    G = gan.DCGenerator(8, 4)
+    ema = __import__("copy").deepcopy(G).requires_grad_(False)
+    before = [p.clone() for p in ema.parameters()]
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(1.0)
+        G.net[1].running_mean.fill_(3.0)
+    gan.ema_update(ema, G, 0.9)                                   # ema = 0.9 ema + 0.1 G
+    assert all(torch.allclose(e, 0.9 * b + 0.1 * g) for e, b, g in zip(ema.parameters(), before, G.parameters()))
+    assert torch.all(ema.net[1].running_mean == 3.0)              # buffers are copied
+    gan.ema_update(ema, G, 0.999, step=0)                         # warm-up: decay min(0.999, 1/10) = 0.1
+    assert all(torch.allclose(e, g, atol=0.1) for e, g in zip(ema.parameters(), G.parameters()))
+    assert gan.sampler({"generator": G, "generator_ema": ema}) is ema and gan.sampler({"generator": G}) is G
+
+
 def test_snapshots_schedule_and_recording():
     sched = gan.snapshot_schedule(6000, 8)
     assert sched[0] == 25 and sched[-1] == 6000 and len(sched) == 8 and sched == sorted(sched)
