@@ -45,7 +45,8 @@ __all__ = ["to_signed", "to_unit", "UNet", "PatchDiscriminator", "conv_output_si
            "adversarial_d_loss", "adversarial_g_loss", "cycle_consistency_loss", "identity_loss",
            "cyclegan_generator_loss", "ImageBuffer", "pix2pix_step", "cyclegan_step", "translate",
            "gradient_energy", "content_preservation", "UnpairedBatches", "n_params", "PIX2PIX_DEFAULTS",
-           "CYCLEGAN_DEFAULTS", "build_pix2pix", "build_cyclegan", "evaluate_pix2pix", "evaluate_cyclegan"]
+           "CYCLEGAN_DEFAULTS", "build_pix2pix", "build_cyclegan", "evaluate_pix2pix", "evaluate_cyclegan",
+           "pretrained_path", "load_or_train"]
 
 
 def to_signed(x: Tensor) -> Tensor:
@@ -542,7 +543,7 @@ class UnpairedBatches:
 PIX2PIX_DEFAULTS = dict(
     dataset="fashion", adversarial=True, lam=100.0, width=16, depth=4, max_width=64, norm="instance", dropout=0.0,
     d_width=32, d_down=2, d_extra=0, lr_g=2e-4, lr_d=2e-4, betas=[0.5, 0.999], batch_size=64, steps=5000,
-    n_train=0, init_seed=0, edge_threshold=0.5, eval_n=2000,
+    n_train=0, init_seed=0, edge_threshold=0.5, eval_n=2000, eval_fid=True,
 )
 
 CYCLEGAN_DEFAULTS = dict(
@@ -587,35 +588,38 @@ def _pix2pix_step(mods, opts, cfg):
 
 
 @torch.no_grad()
-def evaluate_pix2pix(generator: nn.Module, pairs: tasks.PairedSet, *, device: torch.device | str = "cpu") -> dict:
+def evaluate_pix2pix(generator: nn.Module, pairs: tasks.PairedSet, *, fid: bool = True,
+                     device: torch.device | str = "cpu") -> dict:
     """Held-out metrics of an edges -> image generator on ``pairs`` (use the test split):
 
     ``l1`` (mean |G(x) - y| over pixels and images, images in [0, 1]), ``psnr`` (dB, mean of the
     per-image PSNR), ``sharpness_ratio`` (mean :func:`gradient_energy` of the outputs over that of
     the true images: 1 is as sharp as real, blur gives < 1), and ``fid`` of the outputs against
     the dataset's test split in the domain classifier's feature space (:func:`gencourse.metrics.fid`)
-    with its real-vs-real ``fid_floor`` at the same n.  ``protocol`` says all this in one string.
+    with its real-vs-real ``fid_floor`` at the same n (skipped with ``fid=False``: the test-set
+    features take some seconds on a CPU the first time).  ``protocol`` says all this in one string.
     """
     from . import metrics
 
     out = translate(generator, pairs.source, device=device)
     target = pairs.target
     n = len(pairs)
-    fid = metrics.fid(out, pairs.dataset, device=device)
-    floor = metrics.real_floor(pairs.dataset, n, device=device)[n]["fid"]
-    return {
-        "l1": float((out - target).abs().mean()), "psnr": float(psnr(out, target).mean()),
-        "sharpness_ratio": float(gradient_energy(out).mean() / gradient_energy(target).mean()),
-        "fid": float(fid), "fid_floor": float(floor), "eval_n": n,
-        "protocol": (f"{n} held-out {pairs.dataset} {pairs.split} pairs (edges -> image), images in [0, 1]: L1 = mean "
-                     "|G(x) - y| over pixels and images; PSNR = mean over images of 10 log10(1 / MSE_i) dB; "
-                     "sharpness ratio = mean gradient energy of outputs / of true images; " + fid.protocol),
-    }
+    res = {"l1": float((out - target).abs().mean()), "psnr": float(psnr(out, target).mean()),
+           "sharpness_ratio": float(gradient_energy(out).mean() / gradient_energy(target).mean()), "eval_n": n}
+    protocol = (f"{n} held-out {pairs.dataset} {pairs.split} pairs (edges -> image), images in [0, 1]: L1 = mean "
+                "|G(x) - y| over pixels and images; PSNR = mean over images of 10 log10(1 / MSE_i) dB; "
+                "sharpness ratio = mean gradient energy of outputs / of true images")
+    if fid:
+        f = metrics.fid(out, pairs.dataset, device=device)
+        res.update(fid=float(f), fid_floor=float(metrics.real_floor(pairs.dataset, n, device=device)[n]["fid"]))
+        protocol += "; " + f.protocol
+    res["protocol"] = protocol
+    return res
 
 
 def _pix2pix_evaluate(mods, cfg, device):
     pairs = tasks.edges_to_images(cfg["dataset"], "test", cfg["eval_n"], seed=0, threshold=cfg["edge_threshold"])
-    return evaluate_pix2pix(mods["generator"], pairs, device=device)
+    return evaluate_pix2pix(mods["generator"], pairs, fid=cfg["eval_fid"], device=device)
 
 
 def build_cyclegan(cfg: dict) -> dict:
@@ -677,6 +681,39 @@ def evaluate_cyclegan(g_ab: nn.Module, g_ba: nn.Module, test: tasks.UnpairedSet,
 def _cyclegan_evaluate(mods, cfg, device):
     test = tasks.unpaired_mnist("test", cfg["eval_n"], seed=cfg["split_seed"], rotate=cfg["rotate"])
     return evaluate_cyclegan(mods["g_ab"], mods["g_ba"], test, rotate=cfg["rotate"], device=device)
+
+
+def pretrained_path(name: str, seed: int = 0):
+    """Shipped weights of recipe ``name`` trained with ``init_seed=seed``: ``NAME.pt`` for seed 0, else
+    ``NAME-seed{seed}.pt`` (the extra seeds of the chapter's table), in ``gencourse/assets/weights``."""
+    return recipes.weights_path(name) if seed == 0 else recipes.WEIGHTS_DIR / f"{name}-seed{seed}.pt"
+
+
+def load_or_train(name: str, seed: int = 0, *, train: bool = False, device: torch.device | str = "cpu",
+                  **overrides) -> tuple[dict, dict, dict]:
+    """The modules of recipe ``name`` (``init_seed=seed``), in eval mode on ``device``: trained now for the
+    recipe's ``steps`` when ``train`` (FULL mode), else loaded from :func:`pretrained_path`.
+
+    Returns ``(modules, config, info)``; ``info`` holds the checkpoint's metrics (``train_seconds``,
+    ``device``, ``steps``, the evaluation) when loaded, or ``train_seconds``/``steps``/``device``
+    of the run just made.
+    """
+    from . import utils
+
+    if train:
+        utils.seed_everything(seed)
+        trainer, mods, cfg = recipes.build_trainer(name, dict(overrides, init_seed=seed), device=device)
+        trainer.fit(steps=cfg["steps"])
+        dev = torch.device(device)
+        info = {"train_seconds": round(trainer.seconds, 1), "steps": trainer.step,
+                "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
+    else:
+        mods, ck = recipes.load_pretrained(name, device, path=pretrained_path(name, seed))
+        cfg = {k: v for k, v in ck.config.items() if k != "recipe"}
+        info = dict(ck.metrics, command=ck.meta.get("command"))
+    for m in mods.values():
+        m.eval()
+    return mods, cfg, info
 
 
 def _register_pix2pix(name: str, description: str, **overrides) -> None:
