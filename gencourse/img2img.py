@@ -415,7 +415,6 @@ def cyclegan_step(g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Modu
     """
     buffer_a = buffer_a if buffer_a is not None else ImageBuffer(0)
     buffer_b = buffer_b if buffer_b is not None else ImageBuffer(0)
-    d_params = [p for d in (d_a, d_b) for p in d.parameters()]
 
     def step(batch, trainer):
         real_a, real_b = batch
@@ -424,14 +423,10 @@ def cyclegan_step(g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Modu
         idt_a = idt_b = None
         if lambda_identity:
             idt_a, idt_b = g_ba(real_a), g_ab(real_b)
-        for p in d_params:                                      # the generators' loss needs no D gradients
-            p.requires_grad_(False)
         g_loss, parts = cyclegan_generator_loss(d_b(fake_b), d_a(fake_a), real_a, real_b, rec_a, rec_b,
                                                 lambda_cycle=lambda_cycle, lambda_identity=lambda_identity,
                                                 idt_a=idt_a, idt_b=idt_b, adversarial=adversarial)
-        trainer.optimize(g_loss, opt_g)
-        for p in d_params:
-            p.requires_grad_(True)
+        trainer.optimize(g_loss, opt_g)              # (the D gradients this leaves are cleared by opt_d below)
         pool_a, pool_b = buffer_a.query(fake_a), buffer_b.query(fake_b)
         loss_da = adversarial_d_loss(d_a(real_a), d_a(pool_a), adversarial)
         loss_db = adversarial_d_loss(d_b(real_b), d_b(pool_b), adversarial)
