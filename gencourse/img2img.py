@@ -320,7 +320,9 @@ class ImageBuffer:
     :meth:`query` takes a batch of new fakes and returns a batch of the same shape for the
     discriminator: while the pool is filling, the new images themselves (and they are stored);
     afterwards each image is, with probability ``p``, swapped for a random stored one (which is
-    returned, the new image taking its place), else returned as is.  The discriminator thus
+    returned, the new image taking its place), else returned as is.  The images of one batch
+    draw different slots (when the batch is not larger than the pool), so a stored image is
+    returned at most once per call.  The discriminator thus
     also sees what the generator produced a while ago, which damps the two networks chasing
     each other.  ``capacity=0`` turns it off.  Random draws use ``generator`` (on the images'
     device).  The pool holds detached copies.
@@ -352,8 +354,12 @@ class ImageBuffer:
         if rest.shape[0]:
             g = self.generator
             dev = rest.device if g is None else g.device
-            swap = (torch.rand(rest.shape[0], device=dev, generator=g) < self.p).to(rest.device)
-            slot = torch.randint(self.capacity, (rest.shape[0],), device=dev, generator=g).to(rest.device)
+            r = rest.shape[0]
+            swap = (torch.rand(r, device=dev, generator=g) < self.p).to(rest.device)
+            if r <= self.capacity:                                   # distinct slots: no stored image used twice
+                slot = torch.randperm(self.capacity, device=dev, generator=g)[:r].to(rest.device)
+            else:                                                    # more new images than slots: repeats possible
+                slot = torch.randint(self.capacity, (r,), device=dev, generator=g).to(rest.device)
             old = self.images[slot]                                  # (R, C, H, W) past fakes
             out[n_fill:] = torch.where(swap[:, None, None, None], old, rest)
             keep = torch.where(swap[:, None, None, None], rest, old)  # swapped slots take the new image

@@ -192,6 +192,11 @@ def test_image_buffer_fills_then_mixes_past_fakes():
         old += int((buf.query(new) != new).sum())
     assert abs(old / 1600 - 0.5) < 0.05
     assert buf.images.shape == (10, 1, 1, 1) and (buf.images >= 0).all()
+    # nothing is lost or duplicated: the returned images plus the pool are the old pool plus the new batch
+    before = buf.images.flatten().tolist()
+    new = -1 - torch.arange(8.0).reshape(8, 1, 1, 1)
+    out = buf.query(new)
+    assert sorted(out.flatten().tolist() + buf.images.flatten().tolist()) == sorted(before + new.flatten().tolist())
     # p = 0: always the new images; p = 1: always old ones once full
     assert torch.equal(I.ImageBuffer(2, p=0.0).query(first), first)
     full = I.ImageBuffer(8, p=1.0)
