@@ -549,8 +549,8 @@ PIX2PIX_DEFAULTS = dict(
 
 CYCLEGAN_DEFAULTS = dict(
     dataset="mnist", lambda_cycle=10.0, lambda_identity=0.0, adversarial="lsgan", width=16, depth=4, max_width=64,
-    norm="instance", d_width=32, d_down=2, d_extra=0, lr_g=2e-4, lr_d=2e-4, betas=[0.5, 0.999], batch_size=32,
-    steps=5000, buffer=50, n_train=0, init_seed=0, split_seed=0, rotate=False, eval_n=2000,
+    norm="instance", d_width=32, d_down=2, d_extra=0, lr_g=2e-4, lr_d=2e-4, betas=[0.5, 0.999], batch_size=64,
+    steps=2500, buffer=50, n_train=0, init_seed=0, split_seed=0, rotate=False, eval_n=2000,
 )
 
 
