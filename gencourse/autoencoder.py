@@ -283,9 +283,7 @@ def _data_fn(cfg, device, rank=0, world_size=1):
     images, _ = _data.load(cfg["dataset"], "train")
     if cfg["n_train"]:
         images = images[: cfg["n_train"]]
-    return _data.BatchIterator(images, batch_size=cfg["batch_size"] // world_size, device=device,
-                               transform=lambda x: x.unsqueeze(1).float().div_(255), seed=cfg["init_seed"],
-                               rank=rank, world_size=world_size)
+    return recipes.batches(cfg, device, rank, world_size, images, transform=lambda x: x.unsqueeze(1).float().div_(255))
 
 
 def _step(modules, opts, cfg):

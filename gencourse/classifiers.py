@@ -134,9 +134,8 @@ def _optimizers(modules: dict, cfg: dict) -> dict:
 
 def _data(cfg: dict, device, rank: int = 0, world_size: int = 1):
     images, labels = data.load(cfg["dataset"], "train")
-    return data.BatchIterator(images, labels, batch_size=cfg["batch_size"] // world_size, device=device,
-                              transform=lambda x, y: (data.to_float(x), y), seed=cfg["data_seed"],
-                              rank=rank, world_size=world_size)
+    return recipes.batches(cfg, device, rank, world_size, images, labels,
+                           transform=lambda x, y: (data.to_float(x), y), seed=cfg["data_seed"])
 
 
 def lr_at(step: int, cfg: dict) -> float:

@@ -360,11 +360,10 @@ def _optimizers(modules: dict, cfg: dict) -> dict:
 
 
 def _data(cfg: dict, device, rank: int = 0, world_size: int = 1):
-    from . import data
+    from . import recipes
 
     x = _mnist_binary("train", cfg["n_train"])                      # (N, 784) in {0, 1}
-    return data.BatchIterator(x, batch_size=cfg["batch_size"], device=device, seed=cfg["init_seed"],
-                              rank=rank, world_size=world_size)
+    return recipes.batches(cfg, device, rank, world_size, x)  # batch_size is global: split over the ranks
 
 
 def _step(modules: dict, opts: dict, cfg: dict):

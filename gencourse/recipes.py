@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-__all__ = ["Recipe", "register", "get", "names", "build_trainer", "weights_path", "load_pretrained",
+__all__ = ["Recipe", "register", "get", "names", "build_trainer", "batches", "weights_path", "load_pretrained",
            "save_pretrained", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "assets" / "weights"
@@ -115,6 +115,24 @@ def get(name: str) -> Recipe:
     if name not in _RECIPES:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(names()) or 'none'}")
     return _RECIPES[name]
+
+
+def batches(cfg: Mapping[str, Any], device, rank: int, world_size: int, *tensors, transform=None,
+            seed: int | None = None):
+    """A recipe's training batches: a :class:`~gencourse.data.BatchIterator` over ``tensors`` on ``device``.
+
+    ``cfg["batch_size"]`` is the *global* batch: each of the ``world_size`` ranks
+    gets ``batch_size // world_size`` rows of every step's global batch, so any
+    number of processes sees what one process sees.  Shuffling is seeded by
+    ``seed`` (default ``cfg["init_seed"]``, else 0).
+    """
+    from .data import BatchIterator
+
+    if cfg["batch_size"] % world_size:
+        raise ValueError(f"batch_size {cfg['batch_size']} is not divisible by the {world_size} processes")
+    seed = cfg.get("init_seed", 0) if seed is None else seed
+    return BatchIterator(*tensors, batch_size=cfg["batch_size"] // world_size, device=device, transform=transform,
+                         seed=seed, rank=rank, world_size=world_size)
 
 
 def build_trainer(name: str, config: Mapping[str, Any] | None = None, *, device: torch.device | str = "cpu",

@@ -339,8 +339,7 @@ def _data_fn(cfg, device, rank=0, world_size=1):
         tf = lambda x: torch.bernoulli(x.unsqueeze(1).float().div_(255))  # dynamic binarisation  # noqa: E731
     else:
         tf = lambda x: x.unsqueeze(1).float().div_(255)  # noqa: E731
-    return _data.BatchIterator(images, batch_size=cfg["batch_size"] // world_size, device=device, transform=tf,
-                               seed=cfg["init_seed"], rank=rank, world_size=world_size)
+    return recipes.batches(cfg, device, rank, world_size, images, transform=tf)
 
 
 def _step(modules, opts, cfg):
