@@ -5,8 +5,6 @@ per image, in dB, for images in [0, 1]; layer lists are ``[(kernel, stride, padd
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
