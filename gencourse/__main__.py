@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ship", action="store_true",
                    help="also copy the final OUT/MODEL.pt (+ .json) into gencourse/assets/weights/, "
                         "the checkpoints the notebooks load")
+    p.add_argument("--ship-as", default=None, metavar="NAME",
+                   help="with --ship: the file name to ship under (e.g. cyclegan-mnist-seed1 for an extra seed)")
+    p.add_argument("--hardware", default=None,
+                   help="how to describe the machine in the metrics (default: detected, e.g. the GPU's name "
+                        "or the CPU model and thread count)")
     p.set_defaults(func=_cmd_train)
     return parser
 

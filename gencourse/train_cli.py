@@ -38,6 +38,24 @@ def _error(message: str) -> utils.UsageError:
     return utils.UsageError(message)
 
 
+def describe_hardware(device: torch.device, world: int = 1) -> str:
+    """A short description of what trained the model: GPU name(s), or CPU model, cores and torch threads."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{world} x {name}" if world > 1 else name
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    procs = f"{world} processes x " if world > 1 else ""
+    return (f"{cpu}, {os.cpu_count()} cores (shared with other jobs: compare cpu_seconds, not wall time), "
+            f"{procs}{torch.get_num_threads()} torch thread(s), no GPU")
+
+
 def _say(msg: str, rank: int = 0) -> None:
     if rank == 0:
         print(msg, flush=True)
@@ -89,6 +107,11 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
         raise _error(f"--minutes must be positive, got {args.minutes}")
     if args.save_every <= 0 or args.log_every <= 0:
         raise _error("--save-every and --log-every must be positive")
+    ship_as = getattr(args, "ship_as", None)
+    if ship_as is not None and not getattr(args, "ship", False):
+        raise _error("--ship-as NAME only makes sense with --ship")
+    if ship_as is not None and (not ship_as or "/" in ship_as or ship_as.endswith(".pt")):
+        raise _error(f"--ship-as takes a bare file name without folder or .pt (e.g. {args.model}-seed1), got {ship_as!r}")
 
     overrides = dict(getattr(args, "overrides", {}) or {})
     if args.dataset is not None:
@@ -129,8 +152,10 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
             progress="auto", wrap=_ddp_wrap(local, device) if world > 1 else None)
     except Exception as err:  # e.g. the dataset cannot be loaded
         raise _error(f"could not set up {args.model}: {type(err).__name__}: {err}") from None
+    resumed_at = None
     if resumed is not None:
         trainer.load_state_dict(resumed.state)
+        resumed_at = trainer.step
         _say(f"resuming {args.model} from step {trainer.step} ({state_path})")
 
     total = args.steps if args.steps is not None else (None if args.minutes else cfg.get("steps"))
@@ -184,6 +209,10 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
             metrics.update(recipe.evaluate(modules, cfg, device))
     metrics["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     metrics["world_size"] = world
+    metrics["hardware"] = getattr(args, "hardware", None) or describe_hardware(device, world)
+    metrics["cpu_seconds"] = round(time.process_time(), 1)  # this process, training and evaluation
+    if resumed_at is not None:
+        metrics["resumed_from_step"] = resumed_at  # cpu_seconds covers this process only
     recipes.save_pretrained(args.model, modules, cfg, metrics=metrics, command=command, path=out / f"{args.model}.pt")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _say(f"done: {out / (args.model + '.pt')}  metrics: {json.dumps(metrics)}")
@@ -191,7 +220,8 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
         import shutil
 
         recipes.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+        dest = ship_as or args.model
         for suffix in (".pt", ".pt.json"):
-            shutil.copyfile(out / f"{args.model}{suffix}", recipes.WEIGHTS_DIR / f"{args.model}{suffix}")
-        _say(f"shipped: {recipes.WEIGHTS_DIR / (args.model + '.pt')}")
+            shutil.copyfile(out / f"{args.model}{suffix}", recipes.WEIGHTS_DIR / f"{dest}{suffix}")
+        _say(f"shipped: {recipes.WEIGHTS_DIR / (dest + '.pt')}")
     return status

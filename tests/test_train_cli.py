@@ -57,10 +57,14 @@ def test_ship_copies_the_final_weights(tmp_path):
     env = dict(os.environ, GENCOURSE_PLUGINS="toy_recipe", GENCOURSE_PROGRESS="off",
                PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-c", code, "train", "toy-regression", "--steps", "5", "--out", str(out),
-                          "--device", "cpu", "--ship"], capture_output=True, text=True, env=env, timeout=300)
+                          "--device", "cpu", "--ship", "--ship-as", "toy-regression-seed1"],
+                         capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert (env_weights / "toy-regression.pt").read_bytes() == (out / "toy-regression.pt").read_bytes()
-    assert (env_weights / "toy-regression.pt.json").exists()
+    assert (env_weights / "toy-regression-seed1.pt").read_bytes() == (out / "toy-regression.pt").read_bytes()
+    side = json.loads((env_weights / "toy-regression-seed1.pt.json").read_text())
+    # what trained it and for how long are recorded with the weights
+    assert "no GPU" in side["metrics"]["hardware"] and 0 < side["metrics"]["cpu_seconds"] < 600
+    assert not (env_weights / "toy-regression.pt").exists()
     assert recipes.WEIGHTS_DIR.name == "weights"  # the real folder is untouched by this test
 
 
@@ -89,6 +93,8 @@ def test_bad_arguments_fail_cleanly(tmp_path, monkeypatch, capsys):
         (("train", "toy-regression", "--steps", "-5", "--out", tmp_path / "x"), "--steps must be a positive"),
         (("train", "toy-regression", "--set", "depth=3", "--out", tmp_path / "x"), "has no setting(s) ['depth']"),
         (("train", "toy-regression", "--resume", "--out", tmp_path / "nothing"), "there is no"),
+        (("train", "toy-regression", "--ship-as", "x", "--out", tmp_path / "x"), "only makes sense with --ship"),
+        (("train", "toy-regression", "--ship", "--ship-as", "a/b.pt", "--out", tmp_path / "x"), "bare file name"),
     ]
     for args, msg in cases:
         code, out, err = run_main(*args, monkeypatch=monkeypatch, capsys=capsys)
@@ -106,7 +112,7 @@ def test_help_lists_options(monkeypatch, capsys):
         run_main("train", "--help", monkeypatch=monkeypatch, capsys=capsys)
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for opt in ["--steps", "--minutes", "--out", "--resume", "--dataset", "--ship"]:
+    for opt in ["--steps", "--minutes", "--out", "--resume", "--dataset", "--ship", "--ship-as", "--hardware"]:
         assert opt in out
     code, out, _ = run_main("models", monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0 and "toy-regression" in out and "vae-mnist" in out
