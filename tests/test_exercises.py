@@ -32,6 +32,13 @@ def test_notebooks_are_committed_clean(path):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# "), "every page needs a '# Title'"
+    # the Colab install cell: hidden from the book and skipped by CI, but it must really install on Colab
+    colab = [c for c in nb.cells if c.cell_type == "code" and "google.colab" in c.source]
+    assert len(colab) == 1, "every notebook needs one Colab install cell (see CONTRIBUTING.md)"
+    assert {"skip-execution", "nbval-skip", "remove-cell"} <= set(colab[0].metadata.get("tags", []))
+    live = [ln.strip() for ln in colab[0].source.splitlines() if not ln.strip().startswith("#")]
+    assert any(ln.startswith("%pip install") and "gencourse" in ln for ln in live), \
+        "the Colab cell's %pip install line is commented out"
 
 
 def test_make_exercise_replaces_marked_blocks():

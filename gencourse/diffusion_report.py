@@ -1,0 +1,94 @@
+"""The measured tables that Chapter 6 shows in FAST mode, stored with the shipped DDPM.
+
+``python -m gencourse.diffusion_report RUN_DIR [--n 500] [--ship]`` reads a finished
+``python -m gencourse train ddpm-mnist --out RUN_DIR`` run (``RUN_DIR/ddpm-mnist.pt`` and
+the training history in ``RUN_DIR/state.pt``) and adds to its metrics:
+
+* ``loss_curve``: the logged training loss (``steps``, ``loss``);
+* ``sampler_table``: :func:`gencourse.diffusion.compare_samplers` with ``n`` samples per row
+  (DDPM 1000 steps, DDIM 100/50/20/10), FID and seconds per sample on this machine;
+* ``guidance_table``: :func:`gencourse.diffusion.guidance_sweep` with ``n`` samples per scale;
+* ``schedule_table``: the FIDs stored with the shipped schedule-comparison models
+  ``ddpm-mnist-{cosine,linear,quadratic}-2k`` (same protocol: DDIM 50 steps, labels i % 10);
+* ``report_seconds`` and ``report_cpu_seconds``, the cost of measuring these tables.
+
+With ``--ship`` the result is written to ``gencourse/assets/weights/ddpm-mnist.pt``. In FULL
+mode the chapter recomputes every table live instead of reading these.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint, diffusion, recipes
+from .train_cli import describe_hardware
+
+SCHEDULES = ("cosine", "linear", "quadratic")
+
+
+def schedule_rows() -> list[dict]:
+    """The schedule comparison from the shipped 2k-step models' own metrics."""
+    rows = []
+    for s in SCHEDULES:
+        ck = checkpoint.load(recipes.weights_path(f"ddpm-mnist-{s}-2k"))
+        rows.append(dict(schedule=s, steps=int(ck.metrics["steps"]), fid=ck.metrics["fid_ddim50"],
+                         protocol=ck.metrics["protocol"]))
+    return rows
+
+
+def report(run_dir: Path, n: int = 500, device: str | torch.device = "cpu") -> tuple[dict, Path]:
+    """Load the run's final checkpoint, measure the tables, return ``(metrics, checkpoint path)``."""
+    path = run_dir / "ddpm-mnist.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: finish `python -m gencourse train ddpm-mnist "
+                                f"--out {run_dir}` first")
+    ck = checkpoint.load(path)
+    recipe = recipes.get("ddpm-mnist")
+    cfg = {k: v for k, v in ck.config.items() if k != "recipe"}
+    modules = recipe.build(recipe.config(**cfg))
+    ck.load_into(modules)
+    device = torch.device(device)
+    ema = modules["ema"].to(device).eval()
+    m = dict(ck.metrics)
+    hist = checkpoint.load(run_dir / "state.pt").state["history"]
+    m["loss_curve"] = {"steps": list(hist["steps"]), "loss": [round(float(v), 5) for v in hist["values"]["loss"]]}
+    t0, c0 = time.perf_counter(), time.process_time()
+    with torch.no_grad():
+        m["sampler_table"] = diffusion.compare_samplers(ema, n=n)
+        m["guidance_table"] = diffusion.guidance_sweep(ema, n=n)
+    m["sampler_n"] = m["guidance_n"] = n
+    m["schedule_table"] = schedule_rows()
+    m["report_seconds"] = round(time.perf_counter() - t0, 1)
+    m["report_cpu_seconds"] = round(time.process_time() - c0, 1)
+    m.setdefault("hardware", describe_hardware(device))
+    if "resumed_from_step" in m:  # cpu_seconds then covers only the last segment of the run
+        m["cpu_seconds_note"] = (f"the run was resumed at step {m['resumed_from_step']}: cpu_seconds counts only the "
+                                 "last segment; train_seconds is the wall-clock training time of all segments")
+    return (modules, cfg, m, ck.meta.get("command")), path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gencourse.diffusion_report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--n", type=int, default=500, help="samples per table row (default 500)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--ship", action="store_true", help="write gencourse/assets/weights/ddpm-mnist.pt")
+    args = p.parse_args(argv)
+    (modules, cfg, m, command), path = report(args.run_dir, args.n, args.device)
+    command = f"{command}; then python -m gencourse.diffusion_report {args.run_dir} --n {args.n}"
+    dest = recipes.weights_path("ddpm-mnist") if args.ship else path
+    recipes.save_pretrained("ddpm-mnist", modules, cfg, metrics=m, command=command, path=dest)
+    for key in ("sampler_table", "guidance_table", "schedule_table"):
+        print(key)
+        for row in m[key]:
+            print("  ", {k: v for k, v in row.items() if k != "protocol"})
+    print(f"wrote {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
