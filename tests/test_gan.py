@@ -270,10 +270,6 @@ def test_train_toy_gan_smoke(cfg):
         gan.train_toy_gan([0], 1, lr=1.0)
 
 
-def _have_classifier(dataset="mnist"):
-    return recipes.weights_path(f"classifier-{dataset}").is_file()
-
-
 @pytest.mark.parametrize("name,extra", [("dcgan-mnist", {}), ("cgan-fashion", {}), ("wgan-gp-mnist", {}),
                                         ("dcgan-mnist", {"arch": "mlp", "hidden": [16, 32]})])
 def test_recipes_smoke_train_sample(name, extra):
@@ -288,7 +284,6 @@ def test_recipes_smoke_train_sample(name, extra):
     assert (y is not None) == name.startswith("cgan") and (y is None or y.tolist()[:3] == [0, 1, 2])
 
 
-@pytest.mark.skipif(not _have_classifier(), reason="needs the shipped MNIST classifier")
 def test_recipe_evaluate_reports_metrics_with_protocol():
     cfg = dict(width=8, latent_dim=8, n_train=256, batch_size=32, eval_samples=100, conditional=True, snapshots=1)
     trainer, modules, cfg = recipes.build_trainer("cgan-mnist", cfg, progress="off")
