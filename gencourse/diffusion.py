@@ -501,9 +501,10 @@ def _data(cfg, device, rank=0, world_size=1):
     images, labels = data.load(cfg["dataset"], "train")
     if cfg["n_train"] < len(labels):
         images, labels = data.subset(images, labels, cfg["n_train"], seed=cfg["data_seed"])
-    return data.BatchIterator(images, labels, batch_size=cfg["batch_size"] // world_size, device=device,
-                              transform=lambda x, y: (data.to_float(x), y), seed=cfg["data_seed"],
-                              rank=rank, world_size=world_size)
+    from . import recipes
+
+    return recipes.batches(cfg, device, rank, world_size, images, labels,
+                           transform=lambda x, y: (data.to_float(x), y), seed=cfg["data_seed"])
 
 
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:

@@ -578,9 +578,8 @@ def _pix2pix_data(cfg, device, rank=0, world_size=1):
     pairs = tasks.edges_to_images(cfg["dataset"], "train", cfg["n_train"] or None, seed=cfg["init_seed"],
                                   threshold=cfg["edge_threshold"])
     u8 = lambda x: (x[:, 0] * 255).round().to(torch.uint8)  # noqa: E731  (exact for these images)
-    return _data.BatchIterator(u8(pairs.source), u8(pairs.target), batch_size=cfg["batch_size"] // world_size,
-                               device=device, transform=lambda s, t: (_signed_u8(s), _signed_u8(t)),
-                               seed=cfg["init_seed"], rank=rank, world_size=world_size)
+    return recipes.batches(cfg, device, rank, world_size, u8(pairs.source), u8(pairs.target),
+                           transform=lambda s, t: (_signed_u8(s), _signed_u8(t)))
 
 
 def _pix2pix_step(mods, opts, cfg):
