@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from gencourse import data, recipes, utils  # noqa: E402
 from gencourse.train import Trainer  # noqa: E402
+from gencourse.train_cli import describe_hardware  # noqa: E402
 
 # family -> (recipe, overrides for the benchmark). Batch sizes are the recipes' own.
 FAMILIES = {
@@ -223,17 +224,8 @@ def time_notebooks() -> list[dict]:
 
 
 def machine() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {len(os.sched_getaffinity(0))} CPU cores, no GPU"
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return describe_hardware(dev) + (f", {os.cpu_count()} CPU cores" if dev.type == "cuda" else "")
 
 
 def format_tables(rows, nb_rows, device, args) -> str:
