@@ -48,7 +48,9 @@ $(VENDOR)/.done:
 chromium:
 	@command -v chromium >/dev/null || (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null))
 
+# book/execute.py runs the notebooks in parallel into the build's execution cache; the build then renders
 book: $(STAMP) data vendor
+	$(PY) book/execute.py
 	$(VENV)/bin/jupyter-book build -W --keep-going .
 
 exercises: $(STAMP)
