@@ -174,3 +174,51 @@ def test_grad_clip_limits_update():
 
     Trainer(step, lambda: None, modules=model, grad_clip=1.0, progress=False).fit(steps=1)
     assert math.isclose(float(model.weight.detach()), 1.0, rel_tol=1e-5)  # clipped to norm 1, lr 1
+
+
+_SIGINT_CHILD = """
+import time, torch
+from torch import nn
+from gencourse import data
+from gencourse.train import Trainer
+torch.manual_seed(0)
+x = torch.randn(256, 3)
+y = x @ torch.tensor([[1.5], [-2.0], [0.5]])
+model = nn.Linear(3, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.05)
+before = model.weight.detach().clone()
+def step(batch, trainer):
+    xb, yb = batch
+    loss = ((model(xb) - yb) ** 2).mean()
+    trainer.optimize(loss, opt)
+    if trainer.step == 5:
+        print("running", flush=True)
+    time.sleep(0.005)
+    return {"loss": loss}
+trainer = Trainer(step, data.BatchIterator(x, y, batch_size=32), modules=model, optimizers=opt, log_every=10,
+                  progress=False)
+hist = trainer.fit(steps=10**6)
+print("result", hist.interrupted, trainer.step, not torch.equal(model.weight, before), hist.steps[-1] == trainer.step,
+      flush=True)
+"""
+
+
+def test_a_real_sigint_returns_the_partial_model_and_history():
+    """Ctrl-C as the terminal (or Jupyter's "interrupt kernel") sends it: SIGINT to the training process."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _SIGINT_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "running"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    result = [ln for ln in out.splitlines() if ln.startswith("result ")]
+    assert result, out
+    _, interrupted, step, changed, logged = result[0].split()
+    assert interrupted == "True" and 5 <= int(step) < 10**6 and changed == "True" and logged == "True"
