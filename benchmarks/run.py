@@ -44,7 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gencourse import data, recipes, utils  # noqa: E402
+from gencourse import data, rbm, recipes, utils  # noqa: E402
 from gencourse.train import Trainer  # noqa: E402
 from gencourse.train_cli import describe_hardware  # noqa: E402
 
@@ -88,15 +88,21 @@ def _mnist_root() -> str:
     return str(root)
 
 
-def _reference_batches(batches, cfg, device, batch_size):
-    """A DataLoader over torchvision's MNIST with ToTensor, feeding the recipe's per-batch transform."""
+#: recipes whose data function preprocesses the whole dataset up front (no per-batch transform): the same
+#: preprocessing, applied per batch in the reference loop
+_PREPROCESS = {"rbm-mnist": lambda u8: rbm.binarise(u8)}
+
+
+def _reference_batches(batches, cfg, device, batch_size, prep=None):
+    """A DataLoader over torchvision's MNIST with ToTensor, feeding the recipe's per-batch transform
+    (or ``prep``, the recipe's whole-dataset preprocessing applied to each batch)."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
     ds = datasets.MNIST(_mnist_root(), train=True, download=False, transform=transforms.ToTensor())
     kw = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
     loader = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True, **kw)
-    transform = getattr(batches, "transform", None)
+    transform = prep or getattr(batches, "transform", None)
     n_tensors = len(getattr(batches, "tensors", (None,)))
 
     def gen():
@@ -144,7 +150,7 @@ def bench_family(family: str, device: torch.device, steps: int, warmup: int, rou
     for m in mods.values():
         m.train()
     plain = _PlainTrainer()
-    source = _reference_batches(recipe.data(cfg, device, 0, 1), cfg, device, bs)
+    source = _reference_batches(recipe.data(cfg, device, 0, 1), cfg, device, bs, _PREPROCESS.get(name))
 
     def run_ref(n):
         for _ in range(n):
