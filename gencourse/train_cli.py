@@ -52,8 +52,7 @@ def describe_hardware(device: torch.device, world: int = 1) -> str:
     except OSError:
         pass
     procs = f"{world} processes x " if world > 1 else ""
-    return (f"{cpu}, {os.cpu_count()} cores (shared with other jobs: compare cpu_seconds, not wall time), "
-            f"{procs}{torch.get_num_threads()} torch thread(s), no GPU")
+    return f"{cpu}, {os.cpu_count()} cores, {procs}{torch.get_num_threads()} torch thread(s), no GPU"
 
 
 def _say(msg: str, rank: int = 0) -> None:
