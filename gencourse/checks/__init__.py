@@ -47,6 +47,19 @@ def expect(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def seeded(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed``: every check draws its test inputs reproducibly."""
+    return torch.Generator().manual_seed(seed)
+
+
+def expect_scalar(x: Any, *, what: str = "the result", reduction: str = "the mean over the batch") -> Tensor:
+    """``x`` as a 0-d float64 tensor; a tensor of another shape fails with a message naming ``reduction``."""
+    t = expect_tensor(x, what=what)
+    if t.numel() != 1:
+        raise CheckFailed(f"{what} has shape {tuple(t.shape)}: return one number, {reduction}")
+    return t.reshape(())
+
+
 def expect_tensor(x: Any, shape: tuple | None = None, *, what: str = "the result") -> Tensor:
     """``x`` as a float64 tensor, with a clear message if it is not tensor-like or has the wrong shape."""
     if x is None:

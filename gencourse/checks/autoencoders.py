@@ -5,18 +5,14 @@ import math
 
 import torch
 
-from . import CheckFailed, expect_close, expect_tensor, passed, run
+from . import CheckFailed, expect_close, expect_tensor, passed, run, seeded
 
 __all__ = ["reconstruction_bce", "pca_reconstruct", "principal_angles"]
 
 
-def _g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def reconstruction_bce(fn) -> bool:
     """``fn(logits (B, 1, 28, 28), x (B, 1, 28, 28)) -> (B,)``: binary cross-entropy per image, sum over pixels."""
-    g = _g(0)
+    g = seeded(0)
     logits = 2 * torch.randn(4, 1, 28, 28, generator=g, dtype=torch.float64)
     x = torch.rand(4, 1, 28, 28, generator=g, dtype=torch.float64)
     p = torch.sigmoid(logits)
@@ -44,7 +40,7 @@ def reconstruction_bce(fn) -> bool:
 
 def pca_reconstruct(fn) -> bool:
     """``fn(x (N, D), k) -> (N, D)``: project onto the top-k principal components and map back."""
-    g = _g(1)
+    g = seeded(1)
     basis = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=torch.float64)).Q
     scales = torch.tensor([5.0, 3.0, 2.0, 1.0, 0.5, 0.3, 0.2, 0.1], dtype=torch.float64)
     x = (torch.randn(60, 8, generator=g, dtype=torch.float64) * scales) @ basis.T + 4.0  # a non-zero mean

@@ -5,13 +5,9 @@ import math
 
 import torch
 
-from . import CheckFailed, expect, expect_close, passed, run
+from . import CheckFailed, expect, expect_close, passed, run, seeded
 
 __all__ = ["frechet_distance", "bits_per_dim", "precision_recall", "inception_score"]
-
-
-def _g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _spd(d: int, g: torch.Generator) -> torch.Tensor:
@@ -41,7 +37,7 @@ def frechet_distance(fn) -> bool:
         "the covariance term is missing": mean_term,
     })
     # 2. general covariances, where sigma1 sigma2 is not symmetric and sqrt must be a matrix square root
-    g = _g(0)
+    g = seeded(0)
     s1, s2 = _spd(4, g), _spd(4, g)
     m1, m2 = torch.randn(4, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
     root = _sqrtm_psd(s1)
@@ -89,7 +85,7 @@ def _pr_reference(real: torch.Tensor, fake: torch.Tensor, k: int, self_index: in
 
 def precision_recall(fn) -> bool:
     """``fn(real (N, d), fake (M, d), k) -> (precision, recall)`` with k-nearest-neighbour balls."""
-    g = _g(2)
+    g = seeded(2)
     real = torch.randn(80, 3, generator=g, dtype=torch.float64)
     fake = torch.cat([0.6 * torch.randn(50, 3, generator=g, dtype=torch.float64),
                       3 + torch.randn(30, 3, generator=g, dtype=torch.float64)])  # narrow, plus off-manifold fakes
@@ -112,7 +108,7 @@ def precision_recall(fn) -> bool:
 
 def inception_score(fn) -> bool:
     """``fn(probs (N, C)) -> exp(mean_x KL(p(y|x) || p(y)))`` with ``p(y)`` the mean of the rows."""
-    g = _g(3)
+    g = seeded(3)
     probs = torch.softmax(2 * torch.randn(200, 10, generator=g, dtype=torch.float64), 1)
     py = probs.mean(0, keepdim=True)
     kl = (probs * (probs.log() - py.log())).sum(1)

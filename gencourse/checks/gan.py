@@ -11,20 +11,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import CheckFailed, expect, expect_close, expect_tensor, passed, run
+from . import CheckFailed, expect, expect_close, expect_scalar, passed, run, seeded
 
 __all__ = ["discriminator_loss", "generator_losses", "gradient_penalty", "optimal_discriminator"]
-
-
-def _g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _scalar(x, what: str) -> torch.Tensor:
-    t = expect_tensor(x, what=what)
-    if t.numel() != 1:
-        raise CheckFailed(f"{what} has shape {tuple(t.shape)}: return one number, the mean over the batch")
-    return t.reshape(())
 
 
 def _log_sig(l):
@@ -37,11 +26,11 @@ def _log_one_minus_sig(l):
 
 def discriminator_loss(fn) -> bool:
     """``fn(real_logits (B,), fake_logits (B,)) -> L_D``: BCE(real, 1) + BCE(fake, 0), each a batch mean."""
-    g = _g(0)
+    g = seeded(0)
     real = torch.randn(6, generator=g, dtype=torch.float64) + 1.0
     fake = torch.randn(6, generator=g, dtype=torch.float64) - 0.5
     expected = -_log_sig(real).mean() - _log_one_minus_sig(fake).mean()
-    got = _scalar(run(fn, real.clone(), fake.clone(), name="discriminator_loss"), "L_D")
+    got = expect_scalar(run(fn, real.clone(), fake.clone(), name="discriminator_loss"), what="L_D")
     expect_close(got, expected, what="L_D", hints={
         "the labels are flipped: you treated real samples as 0 and fakes as 1. In the course's convention "
         "D(x) is the probability that x is REAL, so real data has target 1 and fakes target 0 "
@@ -70,14 +59,15 @@ def discriminator_loss(fn) -> bool:
 
 def generator_losses(fn) -> bool:
     """``fn(fake_logits (B,)) -> (saturating, non_saturating)`` generator losses (minimised), batch means."""
-    g = _g(1)
+    g = seeded(1)
     fake = torch.randn(5, generator=g, dtype=torch.float64) * 2
     sat = _log_one_minus_sig(fake).mean()        # E log(1 - D(G(z)))
     ns = -_log_sig(fake).mean()                  # -E log D(G(z))
     out = run(fn, fake.clone(), name="generator_losses")
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise CheckFailed("return a pair (saturating, non_saturating)")
-    got_sat, got_ns = _scalar(out[0], "the saturating loss"), _scalar(out[1], "the non-saturating loss")
+    got_sat = expect_scalar(out[0], what="the saturating loss")
+    got_ns = expect_scalar(out[1], what="the non-saturating loss")
     if torch.allclose(got_sat, ns) and torch.allclose(got_ns, sat):
         raise CheckFailed("the two losses are swapped: the saturating one is E log(1 - D(G(z))) (L_G = -L_D "
                           "keeps only this term), the non-saturating one is -E log D(G(z))")
@@ -107,7 +97,7 @@ def generator_losses(fn) -> bool:
 
 
 def _tiny_critic(seed: int):
-    g = _g(seed)
+    g = seeded(seed)
     W = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
     v = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
     return (lambda x: torch.tanh(x.reshape(x.shape[0], -1) @ W) @ v), (W, v)
@@ -131,14 +121,14 @@ def _reference_penalty(critic, real, fake, eps, h=1e-6):
 def gradient_penalty(fn) -> bool:
     """``fn(critic, real (B, ...), fake (B, ...), eps (B,)) -> E (||grad f(x_hat)||_2 - 1)^2`` with
     ``x_hat = eps * real + (1 - eps) * fake``, differentiable w.r.t. the critic's parameters."""
-    g = _g(2)
+    g = seeded(2)
     critic, params = _tiny_critic(3)
     real = torch.randn(4, 2, 3, generator=g, dtype=torch.float64)
     fake = torch.randn(4, 2, 3, generator=g, dtype=torch.float64) * 0.5
     eps = torch.rand(4, generator=g, dtype=torch.float64)
     norms, expected, grads = _reference_penalty(critic, real, fake, eps)
     out = run(fn, critic, real.clone(), fake.clone(), eps.clone(), name="gradient_penalty")
-    got = _scalar(out, "the penalty")
+    got = expect_scalar(out, what="the penalty")
     _, swapped, _ = _reference_penalty(critic, fake, real, eps)
     whole = (grads.norm() - 1) ** 2
     expect_close(got, expected, what="the gradient penalty", rtol=1e-5, atol=1e-8, hints={
@@ -190,7 +180,7 @@ def optimal_discriminator(fn) -> bool:
     if isinstance(raw, torch.Tensor) and not bool(torch.isfinite(raw).all()):
         raise CheckFailed("V(D*, G) is NaN or infinite: p_data is 0 at the last point, where 0 log 0 must count "
                           "as 0 (a term weighted by probability 0 contributes nothing): use torch.special.xlogy")
-    v = _scalar(raw, "V(D*, G)")
+    v = expect_scalar(raw, what="V(D*, G)")
     m = (p + q) / 2
     jsd = 0.5 * (xlogy(p, p / m).sum() + xlogy(q, q / m).sum())
     expect_close(v, value, what="V(D*, G)", hints={

@@ -9,25 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import CheckFailed, expect, expect_close, expect_tensor, passed, run
+from . import CheckFailed, expect, expect_close, expect_scalar, expect_tensor, passed, run, seeded
 
 __all__ = ["cycle_loss", "patch_geometry", "psnr", "pix2pix_loss"]
 
-
-def _g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _scalar(x, what: str) -> torch.Tensor:
-    t = expect_tensor(x, what=what)
-    if t.numel() != 1:
-        raise CheckFailed(f"{what} has shape {tuple(t.shape)}: return one number (a mean over every element)")
-    return t.reshape(())
+_MEAN_ALL = "a mean over every element"  # the reduction of every loss of this chapter
 
 
 def cycle_loss(fn) -> bool:
     """``fn(real_a, real_b, g_ab, g_ba) -> mean|g_ba(g_ab(a)) - a| + mean|g_ab(g_ba(b)) - b|``."""
-    g = _g(0)
+    g = seeded(0)
     a = torch.rand(4, 3, 5, 5, generator=g, dtype=torch.float64)
     b = torch.rand(4, 3, 5, 5, generator=g, dtype=torch.float64)
     # two maps that are not each other's inverse, so every mistake gives a different number
@@ -35,7 +26,8 @@ def cycle_loss(fn) -> bool:
     g_ba = lambda x: (x.flip(-1) - 0.05) / 0.9  # noqa: E731
     rec_a, rec_b = g_ba(g_ab(a)), g_ab(g_ba(b))
     expected = (rec_a - a).abs().mean() + (rec_b - b).abs().mean()
-    got = _scalar(run(fn, a.clone(), b.clone(), g_ab, g_ba, name="cycle_loss"), "the cycle loss")
+    got = expect_scalar(run(fn, a.clone(), b.clone(), g_ab, g_ba, name="cycle_loss"),
+                        what="the cycle loss", reduction=_MEAN_ALL)
     expect_close(got, expected, what="the cycle loss", hints={
         "only the A -> B -> A round trip is there: add |G(F(b)) - b| for the B -> A -> B one":
             (rec_a - a).abs().mean(),
@@ -52,7 +44,8 @@ def cycle_loss(fn) -> bool:
             (g_ab(g_ab(a)) - a).abs().mean() + (g_ba(g_ba(b)) - b).abs().mean(),
     })
     ident = lambda x: x  # noqa: E731
-    zero = _scalar(run(fn, a.clone(), b.clone(), ident, ident, name="cycle_loss"), "the cycle loss")
+    zero = expect_scalar(run(fn, a.clone(), b.clone(), ident, ident, name="cycle_loss"),
+                         what="the cycle loss", reduction=_MEAN_ALL)
     expect(float(zero) == 0.0, f"with identity maps every round trip is exact, so the loss must be 0, got {float(zero):.3g}")
     return passed("|F(G(a)) - a| + |G(F(b)) - b|: zero when each map undoes the other, positive otherwise.")
 
@@ -114,7 +107,7 @@ def patch_geometry(fn) -> bool:
 
 def psnr(fn) -> bool:
     """``fn(output, target) -> (N,)`` PSNR in dB per image, images in [0, 1]: 10 log10(1 / MSE_i)."""
-    g = _g(2)
+    g = seeded(2)
     target = torch.rand(5, 1, 6, 6, generator=g, dtype=torch.float64)
     scale = torch.tensor([0.02, 0.05, 0.1, 0.2, 0.3], dtype=torch.float64)[:, None, None, None]
     output = (target + scale * torch.randn(5, 1, 6, 6, generator=g, dtype=torch.float64)).clamp(0, 1)
@@ -140,7 +133,7 @@ def psnr(fn) -> bool:
 
 def pix2pix_loss(fn) -> bool:
     """``fn(fake_logits, fake, target, lam) -> total`` = -mean log D(x, G(x)) + lam * mean|G(x) - y|."""
-    g = _g(3)
+    g = seeded(3)
     logits = torch.randn(3, 1, 6, 6, generator=g, dtype=torch.float64)
     fake = torch.rand(3, 1, 8, 8, generator=g, dtype=torch.float64) * 2 - 1
     target = torch.rand(3, 1, 8, 8, generator=g, dtype=torch.float64) * 2 - 1
@@ -148,7 +141,8 @@ def pix2pix_loss(fn) -> bool:
     adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))     # -mean log sigmoid(l)
     l1 = (fake - target).abs().mean()
     expected = adv + lam * l1
-    got = _scalar(run(fn, logits.clone(), fake.clone(), target.clone(), lam, name="pix2pix_loss"), "the loss")
+    got = expect_scalar(run(fn, logits.clone(), fake.clone(), target.clone(), lam, name="pix2pix_loss"),
+                        what="the loss", reduction=_MEAN_ALL)
     sat = -F.softplus(logits).mean()                                               # mean log(1 - D)
     expect_close(got, expected, what="the pix2pix generator loss", hints={
         "lambda is missing: the L1 term must be multiplied by lam": adv + l1,

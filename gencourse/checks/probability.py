@@ -5,18 +5,14 @@ import math
 
 import torch
 
-from . import expect_close, passed, run
+from . import expect_close, passed, run, seeded
 
 __all__ = ["posterior", "bigram_from_counts", "gaussian_log_density", "bernoulli_log_likelihood"]
 
 
-def _g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def posterior(fn) -> bool:
     """``fn(prior (K,), likelihood (K, M)) -> p(y | x)`` of shape (M, K)."""
-    g = _g(0)
+    g = seeded(0)
     prior = torch.rand(3, generator=g, dtype=torch.float64) + 0.2
     prior /= prior.sum()
     lik = torch.rand(3, 4, generator=g, dtype=torch.float64) + 0.1
@@ -37,7 +33,7 @@ def posterior(fn) -> bool:
 
 def bigram_from_counts(fn) -> bool:
     """``fn(counts (S, S), k) -> P`` with ``P[a, b] = (counts[a, b] + k) / sum_b' (counts[a, b'] + k)``."""
-    g = _g(1)
+    g = seeded(1)
     counts = torch.randint(0, 6, (5, 5), generator=g).double()
     counts[2] = 0  # a symbol never seen as "previous": only smoothing can save this row
     k = 0.5
@@ -71,7 +67,7 @@ def gaussian_log_density(fn) -> bool:
 
 def bernoulli_log_likelihood(fn) -> bool:
     """``fn(x (N, D) binary, p (D,)) -> log p(x)`` per image, shape (N,), in nats (sum over pixels)."""
-    g = _g(2)
+    g = seeded(2)
     p = torch.rand(12, generator=g, dtype=torch.float64) * 0.9 + 0.05
     x = torch.bernoulli(torch.full((5, 12), 0.4, dtype=torch.float64), generator=g)
     per_pixel = x * p.log() + (1 - x) * (1 - p).log()

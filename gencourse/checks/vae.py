@@ -6,13 +6,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import CheckFailed, expect, expect_close, expect_tensor, passed, run
+from . import CheckFailed, expect, expect_close, expect_tensor, passed, run, seeded
 
 __all__ = ["kl_diag_gaussian", "reparameterize", "iwae_from_log_weights", "beta_vae_loss"]
-
-
-def _g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _per_item(got, what: str, n: int):
@@ -25,7 +21,7 @@ def _per_item(got, what: str, n: int):
 
 def kl_diag_gaussian(fn) -> bool:
     """``fn(mu (B, d), log_var (B, d)) -> (B,)``: KL(N(mu, sigma^2) || N(0, I)), ``log_var = log sigma^2``."""
-    g = _g(0)
+    g = seeded(0)
     mu = torch.randn(5, 3, generator=g, dtype=torch.float64)
     log_var = torch.randn(5, 3, generator=g, dtype=torch.float64)
     var = log_var.exp()
@@ -51,7 +47,7 @@ def kl_diag_gaussian(fn) -> bool:
 
 def reparameterize(fn) -> bool:
     """``fn(mu, log_var, eps) -> z = mu + sigma * eps`` with ``sigma = exp(log_var / 2)``, differentiable in mu, log_var."""
-    g = _g(1)
+    g = seeded(1)
     mu = torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(True)
     log_var = torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(True)
     eps = torch.randn(4, 3, generator=g, dtype=torch.float64)
@@ -77,7 +73,7 @@ def reparameterize(fn) -> bool:
 
 def iwae_from_log_weights(fn) -> bool:
     """``fn(log_w (K, B)) -> (B,)``: ``log (1/K) sum_k exp(log_w[k])``, computed stably."""
-    g = _g(2)
+    g = seeded(2)
     log_w = -1000.0 + 3 * torch.randn(6, 4, generator=g, dtype=torch.float64)  # exp() underflows to 0
     k = log_w.shape[0]
     expected = torch.logsumexp(log_w, 0) - math.log(k)
@@ -97,7 +93,7 @@ def iwae_from_log_weights(fn) -> bool:
 
 def beta_vae_loss(fn) -> bool:
     """``fn(logits, x, mu, log_var, beta) -> scalar``: mean over the batch of [BCE summed over pixels + beta * KL]."""
-    g = _g(3)
+    g = seeded(3)
     logits = torch.randn(4, 1, 28, 28, generator=g, dtype=torch.float64)
     x = torch.bernoulli(torch.full((4, 1, 28, 28), 0.3, dtype=torch.float64), generator=g)
     mu = torch.randn(4, 5, generator=g, dtype=torch.float64)
