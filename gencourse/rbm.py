@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F_
@@ -47,12 +46,12 @@ def free_energy(v: Tensor, W: Tensor, b: Tensor, c: Tensor) -> Tensor:
 
 def hidden_probs(v: Tensor, W: Tensor, c: Tensor) -> Tensor:
     """p(h_j = 1 | v) = sigmoid(c_j + v^T W_:j); v (B, D) -> (B, K)."""
-    return torch.sigmoid(v @ W + c)
+    return torch.sigmoid(torch.addmm(c, v, W))  # one fused c + v W
 
 
 def visible_probs(h: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """p(v_i = 1 | h) = sigmoid(b_i + W_i: h); h (B, K) -> (B, D)."""
-    return torch.sigmoid(h @ W.T + b)
+    return torch.sigmoid(torch.addmm(b, h, W.T))
 
 
 def bernoulli(p: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -133,8 +132,8 @@ class RBM(nn.Module):
         v = self._check(v, self.n_visible, "v")
         W, b, c, frames = self.W, self.b, self.c, []
         for t in range(1, steps + 1):
-            h = bernoulli(torch.sigmoid(torch.addmm(c, v, W)), generator)      # h ~ p(h | v), (B, K)
-            p_v = torch.sigmoid(torch.addmm(b, h, W.T))                      # p(v = 1 | h), (B, D)
+            h = bernoulli(hidden_probs(v, W, c), generator)    # h ~ p(h | v), (B, K)
+            p_v = visible_probs(h, W, b)                       # p(v = 1 | h), (B, D)
             v = bernoulli(p_v, generator)
             if keep_every and t % keep_every == 0:
                 frames.append(p_v)
