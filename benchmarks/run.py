@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gencourse import data, rbm, recipes, utils  # noqa: E402
-from gencourse.train import Trainer  # noqa: E402
 from gencourse.train_cli import describe_hardware  # noqa: E402
 
 # family -> (recipe, overrides for the benchmark). Batch sizes are the recipes' own.
@@ -177,7 +175,6 @@ def _gpu_efficiency(name, cfg, device, steps, warmup) -> dict:
     """Achieved TFLOP/s of the gencourse training step, with and without torch.compile."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    recipe = recipes.get(name)
     gpu = torch.cuda.get_device_name(device)
     peak = next((v for k, v in DENSE_BF16_PEAK_TFLOPS.items() if k in gpu), None)
     out = {}

@@ -39,8 +39,11 @@ def schedule_rows() -> list[dict]:
     return rows
 
 
-def report(run_dir: Path, n: int = 500, device: str | torch.device = "cpu") -> tuple[dict, Path]:
-    """Load the run's final checkpoint, measure the tables, return ``(metrics, checkpoint path)``."""
+def report(run_dir: Path, n: int = 500, device: str | torch.device = "cpu") -> tuple[dict, dict, dict, str | None]:
+    """Load the run's final checkpoint and measure the tables.
+
+    Returns ``(modules, config, metrics, command)``: the checkpoint's modules, config and reproducing
+    command, and its metrics with the tables added."""
     path = run_dir / "ddpm-mnist.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: finish `python -m gencourse train ddpm-mnist "
@@ -67,7 +70,7 @@ def report(run_dir: Path, n: int = 500, device: str | torch.device = "cpu") -> t
     if "resumed_from_step" in m:  # cpu_seconds then covers only the last segment of the run
         m["cpu_seconds_note"] = (f"the run was resumed at step {m['resumed_from_step']}: cpu_seconds counts only the "
                                  "last segment; train_seconds is the wall-clock training time of all segments")
-    return (modules, cfg, m, ck.meta.get("command")), path
+    return modules, cfg, m, ck.meta.get("command")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--ship", action="store_true", help="write gencourse/assets/weights/ddpm-mnist.pt")
     args = p.parse_args(argv)
-    (modules, cfg, m, command), path = report(args.run_dir, args.n, args.device)
+    modules, cfg, m, command = report(args.run_dir, args.n, args.device)
     command = f"{command}; then python -m gencourse.diffusion_report {args.run_dir} --n {args.n}"
-    dest = recipes.weights_path("ddpm-mnist") if args.ship else path
+    dest = recipes.weights_path("ddpm-mnist") if args.ship else args.run_dir / "ddpm-mnist.pt"
     recipes.save_pretrained("ddpm-mnist", modules, cfg, metrics=m, command=command, path=dest)
     for key in ("sampler_table", "guidance_table", "schedule_table"):
         print(key)

@@ -613,8 +613,6 @@ def _data_fn(cfg, device, rank=0, world_size=1):
     if cfg["n_train"]:
         images, labels = images[: cfg["n_train"]], labels[: cfg["n_train"]]
     to_signed = lambda x: x.unsqueeze(1).float().div_(127.5).sub_(1.0)  # uint8 -> [-1, 1], (B, 1, 28, 28)  # noqa: E731
-    from . import recipes
-
     if cfg["conditional"]:
         return recipes.batches(cfg, device, rank, world_size, images, labels, transform=lambda x, y: (to_signed(x), y))
     return recipes.batches(cfg, device, rank, world_size, images, transform=to_signed)

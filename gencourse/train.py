@@ -255,14 +255,13 @@ class Trainer:
         count, start_step = 0, self.step
         t0 = time.perf_counter()
         base = self._seconds
-        last_bar = 0.0
 
         distributed = self.world_size > 1
 
         def flush(collective: bool = True):
             """Copy the interval's means to the host (one sync); under DDP, average them over ranks
             and agree on whether the time budget is spent. Returns True when the run must stop."""
-            nonlocal sums, count, last_bar
+            nonlocal sums, count
             elapsed = time.perf_counter() - t0
             over_time = seconds is not None and elapsed >= seconds
             if distributed and collective:

@@ -267,7 +267,7 @@ def test_cyclegan_recipe_data_follows_the_global_batch():
     assert cfg["dataset"] == "mnist"
     it0 = recipes.get("cyclegan-mnist").data(cfg, torch.device("cpu"), 0, 2)
     it1 = recipes.get("cyclegan-mnist").data(cfg, torch.device("cpu"), 1, 2)
-    (a0, b0), (a1, b1) = next(iter(it0)), next(iter(it1))
+    (a0, _), (a1, _) = next(iter(it0)), next(iter(it1))
     assert a0.shape == (8, 3, 28, 28) and not torch.equal(a0, a1)
 
 
