@@ -18,6 +18,10 @@ invocation:
   transform, a ``DataLoader`` (``num_workers=1, pin_memory=True`` on CUDA, none
   on the CPU), ``.to(device)`` per batch, and ``loss.item()`` every step, in fp32.
 
+On a CPU with native bf16 instructions (AVX512-BF16 or AMX) the table adds the
+gencourse loop with ``amp="bf16"`` (autocast; opt-in on the CPU, ``--amp bf16``
+in ``python -m gencourse train``), alternated with the other two.
+
 Both apply the recipe's own per-batch preprocessing and step function, so the
 difference is the loop, not the model.  Times exclude warm-up steps; on a GPU
 the clock is read after ``torch.cuda.synchronize()``.  On a GPU the table adds
@@ -44,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gencourse import data, rbm, recipes, utils  # noqa: E402
+from gencourse.train import cpu_has_bf16  # noqa: E402
 from gencourse.train_cli import describe_hardware  # noqa: E402
 
 # family -> (recipe, overrides for the benchmark). Batch sizes are the recipes' own.
@@ -135,10 +140,15 @@ def bench_family(family: str, device: torch.device, steps: int, warmup: int, rou
         return {"family": family, "model": name, "skipped": "benchmark uses MNIST recipes"}
     row = {"family": family, "model": name, "batch": bs}
 
-    # gencourse loop
+    # gencourse loop (its defaults: fp32 on the CPU, bf16/fp16 autocast on CUDA)
     utils.seed_everything(0)
     trainer, modules, cfg = recipes.build_trainer(name, cfg, device=device, progress=False, log_every=50)
     row["params"] = sum(p.numel() for m in modules.values() for p in m.parameters())
+    # on a CPU with native bf16, also the gencourse loop with amp="bf16" (opt-in there: `--amp bf16`)
+    trainer_bf16 = None
+    if device.type == "cpu" and cpu_has_bf16():
+        utils.seed_everything(0)
+        trainer_bf16, _, _ = recipes.build_trainer(name, cfg, device=device, progress=False, log_every=50, amp="bf16")
 
     # reference loop: same recipe, fresh copy of the model, DataLoader + ToTensor + loss.item() each step
     utils.seed_everything(0)
@@ -158,14 +168,20 @@ def bench_family(family: str, device: torch.device, steps: int, warmup: int, rou
 
     # alternate the two loops for a few rounds so that load from other processes hits both alike;
     # report the median round of each
-    ours, ref = [], []
+    ours, ours_bf16, ref = [], [], []
     for r in range(rounds):
-        ours.append(_time_loop(lambda n: trainer.fit(steps=n), device, steps, warmup if r == 0 else 0))
-        ref.append(_time_loop(run_ref, device, steps, warmup if r == 0 else 0))
+        w = warmup if r == 0 else 0
+        ours.append(_time_loop(lambda n: trainer.fit(steps=n), device, steps, w))
+        if trainer_bf16 is not None:
+            ours_bf16.append(_time_loop(lambda n: trainer_bf16.fit(steps=n), device, steps, w))
+        ref.append(_time_loop(run_ref, device, steps, w))
     med = lambda ts: sorted(ts)[len(ts) // 2]  # noqa: E731
     row["gencourse_img_s"] = steps * bs / med(ours)
     row["reference_img_s"] = steps * bs / med(ref)
     row["ratio"] = row["gencourse_img_s"] / row["reference_img_s"]
+    if ours_bf16:
+        row["gencourse_bf16_img_s"] = steps * bs / med(ours_bf16)
+        row["ratio_bf16"] = row["gencourse_bf16_img_s"] / row["reference_img_s"]
     if device.type == "cuda":
         row.update(_gpu_efficiency(name, cfg, device, steps, warmup))
     return row
@@ -232,6 +248,13 @@ def machine() -> str:
 
 
 def format_tables(rows, nb_rows, device, args) -> str:
+    cuda = device.type == "cuda"
+    bf16 = any("ratio_bf16" in r for r in rows)
+    cols = ["family", "model", "params", "batch", "gencourse (img/s)", "reference (img/s)", "ratio"]
+    if bf16:
+        cols += ["gencourse, amp=bf16 (img/s)", "ratio, amp=bf16"]
+    if cuda:
+        cols += ["TFLOP/s eager", "TFLOP/s compiled", "of dense bf16 peak"]
     lines = [f"### {dt.date.today().isoformat()}: {machine()}",
              "",
              f"torch {torch.__version__}, Python {platform.python_version()}, device `{device}`, "
@@ -239,19 +262,20 @@ def format_tables(rows, nb_rows, device, args) -> str:
              "warm-up steps. "
              f"Command: `python benchmarks/run.py {' '.join(sys.argv[1:])}`",
              "",
-             "| family | model | params | batch | gencourse (img/s) | reference (img/s) | ratio |"
-             + (" TFLOP/s eager | TFLOP/s compiled | of dense bf16 peak |" if device.type == "cuda" else ""),
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if device.type == "cuda" else "")]
+             "| " + " | ".join(cols) + " |",
+             "| --- | --- |" + " ---: |" * (len(cols) - 2)]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['family']} | {r['model']} | | | {r['skipped']} | | |")
+            lines.append(f"| {r['family']} | {r['model']} | | | {r['skipped']} |" + " |" * (len(cols) - 5))
             continue
-        line = (f"| {r['family']} | {r['model']} | {r['params']:,} | {r['batch']} | {r['gencourse_img_s']:,.0f} | "
-                f"{r['reference_img_s']:,.0f} | {r['ratio']:.2f}x |")
-        if device.type == "cuda":
+        cells = [r["family"], r["model"], f"{r['params']:,}", str(r["batch"]), f"{r['gencourse_img_s']:,.0f}",
+                 f"{r['reference_img_s']:,.0f}", f"{r['ratio']:.2f}x"]
+        if bf16:
+            cells += [f"{r['gencourse_bf16_img_s']:,.0f}", f"{r['ratio_bf16']:.2f}x"] if "ratio_bf16" in r else ["", ""]
+        if cuda:
             best = max(r.get("peak_frac_eager", 0), r.get("peak_frac_compiled", 0))
-            line += f" {r.get('tflops_eager', 0):.1f} | {r.get('tflops_compiled', 0):.1f} | {100 * best:.1f}% |"
-        lines.append(line)
+            cells += [f"{r.get('tflops_eager', 0):.1f}", f"{r.get('tflops_compiled', 0):.1f}", f"{100 * best:.1f}%"]
+        lines.append("| " + " | ".join(cells) + " |")
     if nb_rows:
         lines += ["", "| notebook (FAST mode) | seconds |", "| --- | ---: |"]
         lines += [f"| {r['notebook']} | {r['seconds']:.1f} |" for r in nb_rows]

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from . import data as _data
 from . import recipes
+from .train import adam
 
 __all__ = ["bce_loss", "mse_loss", "corrupt", "Autoencoder", "LinearAutoencoder", "MLPAutoencoder",
            "ConvAutoencoder", "pca", "principal_angles", "encode_all", "fit_code_gaussian", "nearest_codes"]
@@ -276,7 +277,7 @@ def _build(cfg):
 
 
 def _optimizers(modules, cfg):
-    return {"opt": torch.optim.Adam(modules["model"].parameters(), lr=cfg["lr"])}
+    return {"opt": adam(modules["model"].parameters(), lr=cfg["lr"])}
 
 
 def _data_fn(cfg, device, rank=0, world_size=1):

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from . import data, recipes
+from .train import adam
 
 __all__ = ["DomainClassifier", "as_images", "FEATURE_LAYER", "DATASETS", "CLASS_NAMES", "recipe_name", "accuracy", "as_shipped", "lr_at"]
 
@@ -129,7 +130,7 @@ def _build(cfg: dict) -> dict:
 
 
 def _optimizers(modules: dict, cfg: dict) -> dict:
-    return {"opt": torch.optim.AdamW(modules["model"].parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])}
+    return {"opt": adam(modules["model"].parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], decoupled=True)}
 
 
 def _data(cfg: dict, device, rank: int = 0, world_size: int = 1):

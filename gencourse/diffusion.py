@@ -31,6 +31,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .train import adam
+
 __all__ = [
     "linear_beta_schedule", "quadratic_beta_schedule", "cosine_beta_schedule", "SCHEDULES", "make_betas",
     "alphas_cumprod", "snr", "q_sample", "StepOutput", "DDPMScheduler", "DDIMScheduler",
@@ -492,7 +494,7 @@ def _build(cfg):
 
 
 def _optimizers(modules, cfg):
-    return {"opt": torch.optim.Adam(modules["model"].parameters(), lr=cfg["lr"])}
+    return {"opt": adam(modules["model"].parameters(), lr=cfg["lr"])}
 
 
 def _data(cfg, device, rank=0, world_size=1):

@@ -37,6 +37,7 @@ from torch.nn import functional as F
 from . import data as _data
 from . import img2img_data as tasks
 from . import recipes
+from .train import adam
 from .gan import n_params, to_unit  # noqa: F401  (re-exported: every chapter counts parameters the same way)
 from .gan_losses import discriminator_loss, generator_loss_nonsaturating
 
@@ -568,9 +569,9 @@ def build_pix2pix(cfg: dict) -> dict:
 
 def _pix2pix_optimizers(mods, cfg):
     betas = tuple(cfg["betas"])
-    opts = {"g": torch.optim.Adam(mods["generator"].parameters(), lr=cfg["lr_g"], betas=betas)}
+    opts = {"g": adam(mods["generator"].parameters(), lr=cfg["lr_g"], betas=betas)}
     if "discriminator" in mods:
-        opts["d"] = torch.optim.Adam(mods["discriminator"].parameters(), lr=cfg["lr_d"], betas=betas)
+        opts["d"] = adam(mods["discriminator"].parameters(), lr=cfg["lr_d"], betas=betas)
     return opts
 
 
@@ -636,7 +637,7 @@ def _cyclegan_optimizers(mods, cfg):
     betas = tuple(cfg["betas"])
     g = [p for k in ("g_ab", "g_ba") for p in mods[k].parameters()]
     d = [p for k in ("d_a", "d_b") for p in mods[k].parameters()]
-    return {"g": torch.optim.Adam(g, lr=cfg["lr_g"], betas=betas), "d": torch.optim.Adam(d, lr=cfg["lr_d"], betas=betas)}
+    return {"g": adam(g, lr=cfg["lr_g"], betas=betas), "d": adam(d, lr=cfg["lr_d"], betas=betas)}
 
 
 def _cyclegan_data(cfg, device, rank=0, world_size=1):

@@ -12,7 +12,8 @@ and :class:`Trainer` runs it for a budget of steps or seconds with
 * a ``tqdm.auto`` progress bar showing the running loss;
 * a :class:`History` of the logged values, averaged over each log interval;
 * mixed precision on CUDA (bf16 on Ampere and newer, fp16 with a gradient
-  scaler on older GPUs such as the T4), full precision on the CPU;
+  scaler on older GPUs such as the T4); full precision on the CPU unless asked
+  for (``amp="bf16"``, worth it on CPUs with native bf16 instructions);
 * no host synchronisation on ordinary steps: logged values are summed on the
   device and copied to the host once every ``log_every`` steps;
 * a check for NaN/inf at every log point that restores the last good weights
@@ -32,7 +33,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Trainer", "History", "NonFiniteLossError", "amp_dtype"]
+__all__ = ["Trainer", "History", "NonFiniteLossError", "amp_dtype", "cpu_has_bf16", "adam"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -88,18 +89,54 @@ class History:
         return plot_history(self, names=names, ax=ax, **kw)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX), so that
+    ``amp="bf16"`` speeds training up there rather than emulating bf16 slowly."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def amp_dtype(device: torch.device, amp: bool | str = "auto") -> torch.dtype | None:
-    """The autocast dtype for ``device``: bf16 on GPUs that support it, fp16 on
-    older CUDA GPUs, ``None`` (full precision) on the CPU or when ``amp`` is False."""
-    if amp is False or device.type != "cuda":
+    """The autocast dtype for ``device``.
+
+    CUDA: ``"auto"`` (or True) gives bf16 on GPUs that support it and fp16 on older ones
+    (e.g. the T4); ``"bf16"`` / ``"fp16"`` force one.  CPU: full precision (``None``) unless
+    ``amp="bf16"`` is asked for explicitly; it roughly halves the time of matrix products on
+    CPUs with native bf16 (:func:`cpu_has_bf16`), but "auto" stays fp32 there so that results
+    do not depend on the CPU model.  ``False`` always means full precision."""
+    device = torch.device(device)
+    if amp not in (True, False, "auto", "bf16", "fp16", torch.bfloat16, torch.float16):
+        raise ValueError(f"amp must be 'auto', True, False, 'bf16' or 'fp16', got {amp!r}")
+    if amp is False:
+        return None
+    if device.type != "cuda":
+        if amp in ("bf16", torch.bfloat16) and device.type == "cpu":
+            return torch.bfloat16
+        if amp in ("fp16", torch.float16):
+            raise ValueError(f"amp='fp16' needs a CUDA device (got {device}); on the CPU use amp='bf16' or False")
         return None
     if amp in ("bf16", torch.bfloat16):
         return torch.bfloat16
     if amp in ("fp16", torch.float16):
         return torch.float16
-    if amp not in (True, "auto"):
-        raise ValueError(f"amp must be 'auto', True, False, 'bf16' or 'fp16', got {amp!r}")
     return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+
+
+def adam(params, lr: float, betas=(0.9, 0.999), *, weight_decay: float = 0.0, decoupled: bool = False
+         ) -> torch.optim.Optimizer:
+    """Adam (``decoupled=True``: AdamW) with the fused implementation where this torch has it
+    for the parameters' device (one kernel for all parameters instead of a few per tensor:
+    about 15% of a small model's step on a CPU); the same update as the default Adam up to
+    floating-point rounding."""
+    params = list(params)
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    kw = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    try:
+        return cls(params, fused=True, **kw)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without a fused kernel
+        return cls(params, **kw)
 
 
 def _progress_mode(progress: bool | str) -> str:

@@ -144,11 +144,18 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
         raise _error(str(err)) from None
     if "batch_size" in cfg and cfg["batch_size"] % world:
         raise _error(f"the global batch_size {cfg['batch_size']} must be divisible by the {world} processes")
+    amp = {"off": False}.get(getattr(args, "amp", "auto"), getattr(args, "amp", "auto"))
+    try:
+        from .train import amp_dtype
+
+        amp_dtype(device, amp)
+    except ValueError as err:
+        raise _error(str(err)) from None
     utils.seed_everything(args.seed + rank)  # DDP copies rank 0's initial weights to every rank
     try:
         trainer, modules, cfg = recipes.build_trainer(
             args.model, cfg, device=device, rank=rank, world_size=world, log_every=args.log_every,
-            progress="auto", wrap=_ddp_wrap(local, device) if world > 1 else None)
+            progress="auto", amp=amp, wrap=_ddp_wrap(local, device) if world > 1 else None)
     except Exception as err:  # e.g. the dataset cannot be loaded
         raise _error(f"could not set up {args.model}: {type(err).__name__}: {err}") from None
     resumed_at = None
@@ -208,6 +215,7 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
             metrics.update(recipe.evaluate(modules, cfg, device))
     metrics["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     metrics["world_size"] = world
+    metrics["amp"] = str(trainer.dtype).replace("torch.", "") + " autocast" if trainer.dtype else "float32"
     metrics["hardware"] = getattr(args, "hardware", None) or describe_hardware(device, world)
     metrics["cpu_seconds"] = round(time.process_time(), 1)  # this process, training and evaluation
     if resumed_at is not None:

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from . import data as _data
 from . import recipes
+from .train import adam
 
 __all__ = ["kl_diag_gaussian", "kl_monte_carlo", "reparameterize", "log_normal_diag", "binarize", "VAE", "ELBO",
            "elbo", "iwae_bound", "estimate_nll", "grid_log_likelihood", "gradient_estimates", "active_units"]
@@ -328,7 +329,7 @@ def _build(cfg):
 
 
 def _optimizers(modules, cfg):
-    return {"opt": torch.optim.Adam(modules["model"].parameters(), lr=cfg["lr"])}
+    return {"opt": adam(modules["model"].parameters(), lr=cfg["lr"])}
 
 
 def _data_fn(cfg, device, rank=0, world_size=1):

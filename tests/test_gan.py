@@ -121,7 +121,7 @@ def test_optimal_discriminator_formula_and_a_trained_logistic_discriminator():
     g = torch.Generator().manual_seed(0)
     gan.train_discriminator(torch.nn.Sequential(lin, torch.nn.Flatten(0)), lambda n: torch.randn(n, 1, generator=g),
                             lambda n: 1 + torch.randn(n, 1, generator=g), steps=300, batch_size=1024, lr=0.05)
-    assert float(lin.weight) == pytest.approx(-1.0, abs=0.1) and float(lin.bias) == pytest.approx(0.5, abs=0.1)
+    assert float(lin.weight.detach()) == pytest.approx(-1.0, abs=0.1) and float(lin.bias.detach()) == pytest.approx(0.5, abs=0.1)
 
 
 # ---------------------------------------------------------------------------

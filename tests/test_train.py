@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from gencourse import data
-from gencourse.train import History, NonFiniteLossError, Trainer, amp_dtype
+from gencourse.train import History, NonFiniteLossError, Trainer, adam, amp_dtype
 
 
 def regression_problem(gen, n=256):
@@ -154,11 +154,56 @@ def test_resume_from_state_dict_equals_one_run(gen):
     assert b.step == 14 and b.history.steps[-1] == 14
 
 
-def test_amp_dtype_on_cpu_is_full_precision():
+def test_amp_dtype_on_cpu_is_full_precision_unless_bf16_is_asked_for():
     assert amp_dtype(torch.device("cpu")) is None
-    assert amp_dtype(torch.device("cpu"), "bf16") is None
-    with pytest.raises(ValueError):
+    assert amp_dtype(torch.device("cpu"), True) is None
+    assert amp_dtype(torch.device("cpu"), False) is None
+    assert amp_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
+    assert amp_dtype(torch.device("cuda"), False) is None
+    with pytest.raises(ValueError, match="CUDA"):
+        amp_dtype(torch.device("cpu"), "fp16")
+    with pytest.raises(ValueError, match="'auto', True, False"):
         amp_dtype(torch.device("cuda"), "int8")
+
+
+def test_bf16_autocast_on_the_cpu_still_reaches_least_squares_solution(gen):
+    """amp="bf16" on the CPU: forward in bf16, fp32 master weights; the fit lands on the closed form
+    to bf16's resolution (8 bits of mantissa: ~0.4% relative)."""
+    x, y = regression_problem(gen)
+    model = nn.Linear(3, 1)
+    opt = adam(model.parameters(), lr=0.05)
+    trainer = Trainer(make_step(model, opt), data.BatchIterator(x, y, batch_size=64, seed=0),
+                      modules=model, optimizers=opt, log_every=10, progress=False, amp="bf16")
+    assert trainer.dtype is torch.bfloat16
+    trainer.fit(steps=600)
+    assert model.weight.dtype is torch.float32
+    X = torch.cat([x, torch.ones(len(x), 1)], 1).double()
+    sol = torch.linalg.lstsq(X, y.double()).solution.squeeze()
+    got = torch.cat([model.weight.detach().squeeze(), model.bias.detach()]).double()
+    assert torch.allclose(got, sol, atol=3e-2)
+    assert not torch.allclose(got, sol, atol=1e-7)  # it did run in reduced precision, not in fp64
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_helper_matches_torch_adam(decoupled):
+    """gencourse.train.adam (fused where available) takes the same steps as torch's default Adam/AdamW."""
+    torch.manual_seed(0)
+    a, b = nn.Linear(5, 3), nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    w0 = a.weight.detach().clone()
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    ref = cls(a.parameters(), lr=0.01, betas=(0.5, 0.9), weight_decay=0.1, foreach=False)
+    ours = adam(b.parameters(), lr=0.01, betas=(0.5, 0.9), weight_decay=0.1, decoupled=decoupled)
+    assert isinstance(ours, cls)
+    x = torch.randn(32, 5)
+    for _ in range(20):
+        for m, o in ((a, ref), (b, ours)):
+            o.zero_grad()
+            (m(x) ** 2).mean().backward()
+            o.step()
+    assert (a.weight - w0).abs().max() > 0.05  # the weights moved: not a comparison of two untouched copies
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
 
 
 def test_grad_clip_limits_update():
