@@ -3,6 +3,7 @@
     python benchmarks/run.py                     # every model family, CPU or GPU, prints one table
     python benchmarks/run.py --families VAE RBM  # a subset
     python benchmarks/run.py --notebooks         # also time every chapter notebook in FAST mode
+    python benchmarks/run.py --targets           # also the quality targets met by the shipped checkpoints
     python benchmarks/run.py --record            # append the tables to benchmarks/RESULTS.md
 
 For each family the *same* model (the recipe's architecture, built twice from the
@@ -242,6 +243,68 @@ def time_notebooks() -> list[dict]:
     return rows
 
 
+def _meta(name: str) -> dict:
+    return json.loads((recipes.WEIGHTS_DIR / f"{name}.pt.json").read_text())
+
+
+def _ddpm_row(m: dict) -> tuple:
+    """DDPM-1000 against the floor, from the largest sampler table stored with the checkpoint."""
+    from gencourse import metrics
+
+    key = "sampler_table_n2000" if "sampler_table_n2000" in m else "sampler_table"
+    n = 2000 if key.endswith("n2000") else m["sampler_n"]
+    ddpm = next(r["fid"] for r in m[key] if r["sampler"] == "ddpm")
+    floor = metrics.real_floor("mnist", n)[n]["fid"]
+    return ddpm / floor, f"DDPM-1000 FID {ddpm:.2f} / floor {floor:.2f} (n = {n})"
+
+
+def _ddim_row(m: dict) -> tuple:
+    key = "sampler_table_n2000" if "sampler_table_n2000" in m else "sampler_table"
+    n = 2000 if key.endswith("n2000") else m["sampler_n"]
+    fid = {(r["sampler"], r["steps"]): r["fid"] for r in m[key]}
+    return fid["ddim", 50] / fid["ddpm", 1000], f"DDIM-50 {fid['ddim', 50]:.2f} / DDPM-1000 {fid['ddpm', 1000]:.2f} (n = {n})"
+
+
+#: (chapter, checkpoint, target, how to read the value from its metrics -> (value, shown), met(value))
+TARGETS = [
+    ("2 VAE", "vae-mnist", "IWAE test NLL <= 95 nats",
+     lambda m: (m["test_iwae_nll_nats_k1000"], f"{m['test_iwae_nll_nats_k1000']:.1f} nats (k = 1000)"), lambda v: v <= 95),
+    ("3 RBM", "rbm-mnist", "AIS test log-likelihood >= -100 nats",
+     lambda m: (m["ais_test_ll"], f"{m['ais_test_ll']:.1f} nats"), lambda v: v >= -100),
+    ("4 GAN", "dcgan-mnist", "DCGAN FID <= 3x real-vs-real floor",
+     lambda m: (m["fid"] / m["floor_fid"], f"{m['fid']:.1f} / floor {m['floor_fid']:.2f} (n = {m['eval_n']})"),
+     lambda v: v <= 3),
+    ("4 GAN", "cgan-mnist", "conditional samples of the intended class >= 95%",
+     lambda m: (m["class_accuracy"], f"{100 * m['class_accuracy']:.1f}%"), lambda v: v >= 0.95),
+    ("5 img2img", "cyclegan-mnist", "CycleGAN keeps the digit >= 95% (both directions)",
+     lambda m: (min(m["content_ab"], m["content_ba"]),
+                f"A->B {100 * m['content_ab']:.1f}%, B->A {100 * m['content_ba']:.1f}% (n = {m['eval_n']})"),
+     lambda v: v >= 0.95),
+    ("6 diffusion", "ddpm-mnist", "DDPM FID <= 2x real-vs-real floor", lambda m: _ddpm_row(m), lambda v: v <= 2),
+    ("6 diffusion", "ddpm-mnist", "DDIM-50 FID <= 1.5x DDPM-1000", lambda m: _ddim_row(m), lambda v: v <= 1.5),
+    ("7 evaluation", "classifier-mnist", "test accuracy >= 99%",
+     lambda m: (m["test_accuracy"], f"{100 * m['test_accuracy']:.2f}%"), lambda v: v >= 0.99),
+    ("7 evaluation", "classifier-fashion", "test accuracy >= 91%",
+     lambda m: (m["test_accuracy"], f"{100 * m['test_accuracy']:.2f}%"), lambda v: v >= 0.91),
+]
+
+
+def quality_targets() -> str:
+    """The chapters' quality targets against the shipped checkpoints: value, met or not, and the training
+    time and hardware recorded with each (the issues' targets are for FULL mode on a GPU; these runs name theirs)."""
+    lines = ["| chapter | checkpoint | target | measured | met | training | hardware |",
+             "| --- | --- | --- | --- | --- | ---: | --- |"]
+    for chapter, name, target, read, ok in TARGETS:
+        meta = _meta(name)
+        m = meta["metrics"]
+        value, shown = read(m)
+        secs = m.get("train_seconds")
+        train = f"{m['steps']:,} steps, {secs / 60:.1f} min" if secs is not None else f"{m.get('steps', '?')} steps"
+        lines.append(f"| {chapter} | {name} | {target} | {shown} | {'yes' if ok(value) else '**no**'} | {train} | "
+                     f"{m.get('hardware', m.get('device', '?'))} |")
+    return "\n".join(lines) + "\n"
+
+
 def machine() -> str:
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return describe_hardware(dev) + (f", {os.cpu_count()} CPU cores" if dev.type == "cuda" else "")
@@ -276,6 +339,9 @@ def format_tables(rows, nb_rows, device, args) -> str:
             best = max(r.get("peak_frac_eager", 0), r.get("peak_frac_compiled", 0))
             cells += [f"{r.get('tflops_eager', 0):.1f}", f"{r.get('tflops_compiled', 0):.1f}", f"{100 * best:.1f}%"]
         lines.append("| " + " | ".join(cells) + " |")
+    if getattr(args, "targets", False):
+        lines += ["", "Quality targets against the shipped checkpoints (`gencourse/assets/weights/*.json`):", "",
+                  quality_targets().rstrip("\n")]
     if nb_rows:
         lines += ["", "| notebook (FAST mode) | seconds |", "| --- | ---: |"]
         lines += [f"| {r['notebook']} | {r['seconds']:.1f} |" for r in nb_rows]
@@ -290,6 +356,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds per loop (median kept)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--notebooks", action="store_true", help="also time each notebook in FAST mode")
+    parser.add_argument("--targets", action="store_true",
+                        help="also print the chapters' quality targets against the shipped checkpoints")
     parser.add_argument("--record", action="store_true", help="append the result to benchmarks/RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw rows as JSON")
     args = parser.parse_args(argv)
