@@ -27,7 +27,6 @@ from torch import Tensor, nn
 
 from . import data as _data
 from . import recipes
-from .train import adam
 
 __all__ = ["bce_loss", "mse_loss", "corrupt", "Autoencoder", "LinearAutoencoder", "MLPAutoencoder",
            "ConvAutoencoder", "pca", "principal_angles", "encode_all", "fit_code_gaussian", "nearest_codes"]
@@ -276,14 +275,8 @@ def _build(cfg):
     return {"model": model}
 
 
-def _optimizers(modules, cfg):
-    return {"opt": adam(modules["model"].parameters(), lr=cfg["lr"])}
-
-
 def _data_fn(cfg, device, rank=0, world_size=1):
-    images, _ = _data.load(cfg["dataset"], "train")
-    if cfg["n_train"]:
-        images = images[: cfg["n_train"]]
+    images = recipes.train_images(cfg)
     return recipes.batches(cfg, device, rank, world_size, images, transform=lambda x: x.unsqueeze(1).float().div_(255))
 
 
@@ -329,13 +322,13 @@ _DEFAULTS = dict(dataset="fashion", arch="mlp", latent_dim=2, hidden=[512, 256],
 
 recipes.register(recipes.Recipe(
     name="ae-fashion-2d", description="MLP autoencoder with a 2-D code on Fashion-MNIST (Chapter 1)",
-    defaults=dict(_DEFAULTS), build=_build, optimizers=_optimizers, data=_data_fn, step=_step,
+    defaults=dict(_DEFAULTS), build=_build, optimizers=recipes.one_adam, data=_data_fn, step=_step,
     evaluate=_evaluate, sample=_sample, datasets=("fashion", "mnist"),
     notes={"sample": "codes from a Gaussian fitted to training codes (an autoencoder has no prior)"}))
 
 recipes.register(recipes.Recipe(
     name="ae-fashion-conv", description="convolutional autoencoder with a 16-D code on Fashion-MNIST (Chapter 1)",
     defaults=dict(_DEFAULTS, arch="conv", latent_dim=16, steps=10_000),
-    build=_build, optimizers=_optimizers, data=_data_fn, step=_step,
+    build=_build, optimizers=recipes.one_adam, data=_data_fn, step=_step,
     evaluate=_evaluate, sample=_sample, datasets=("fashion", "mnist"),
     notes={"sample": "codes from a Gaussian fitted to training codes (an autoencoder has no prior)"}))

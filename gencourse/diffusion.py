@@ -31,8 +31,6 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from .train import adam
-
 __all__ = [
     "linear_beta_schedule", "quadratic_beta_schedule", "cosine_beta_schedule", "SCHEDULES", "make_betas",
     "alphas_cumprod", "snr", "q_sample", "StepOutput", "DDPMScheduler", "DDIMScheduler",
@@ -493,10 +491,6 @@ def _build(cfg):
     return {"model": model, "ema": ema}
 
 
-def _optimizers(modules, cfg):
-    return {"opt": adam(modules["model"].parameters(), lr=cfg["lr"])}
-
-
 def _data(cfg, device, rank=0, world_size=1):
     from . import data
 
@@ -574,7 +568,7 @@ def _register() -> None:
     recipes.register(recipes.Recipe(
         name="ddpm-mnist",
         description="class-conditional DDPM (small U-Net, cosine schedule, label dropout for guidance) on MNIST",
-        defaults=dict(DDPM_DEFAULTS), build=_build, optimizers=_optimizers, data=_data, step=_step,
+        defaults=dict(DDPM_DEFAULTS), build=_build, optimizers=recipes.one_adam, data=_data, step=_step,
         evaluate=_evaluate, sample=_sample, datasets=("mnist", "fashion"),
         notes={"sample": "EMA weights, DDIM 50 steps, guidance 1 (plain conditional), labels i % 10"}))
 

@@ -117,6 +117,21 @@ def get(name: str) -> Recipe:
     return _RECIPES[name]
 
 
+def one_adam(modules: Mapping[str, nn.Module], cfg: Mapping[str, Any]) -> dict:
+    """``{"opt": Adam}`` over ``modules["model"]`` with ``cfg["lr"]``: the optimizer of every one-network recipe."""
+    from .train import adam
+
+    return {"opt": adam(modules["model"].parameters(), lr=cfg["lr"])}
+
+
+def train_images(cfg: Mapping[str, Any]) -> torch.Tensor:
+    """The uint8 training images of ``cfg["dataset"]``, the first ``cfg["n_train"]`` of them if that is set."""
+    from . import data
+
+    images, _ = data.load(cfg["dataset"], "train")
+    return images[: cfg["n_train"]] if cfg["n_train"] else images
+
+
 def batches(cfg: Mapping[str, Any], device, rank: int, world_size: int, *tensors, transform=None,
             seed: int | None = None):
     """A recipe's training batches: a :class:`~gencourse.data.BatchIterator` over ``tensors`` on ``device``.

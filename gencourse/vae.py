@@ -29,7 +29,6 @@ from torch import Tensor, nn
 
 from . import data as _data
 from . import recipes
-from .train import adam
 
 __all__ = ["kl_diag_gaussian", "kl_monte_carlo", "reparameterize", "log_normal_diag", "binarize", "VAE", "ELBO",
            "elbo", "iwae_bound", "estimate_nll", "grid_log_likelihood", "gradient_estimates", "active_units"]
@@ -328,14 +327,8 @@ def _build(cfg):
                          x_sigma=cfg["x_sigma"], channels=tuple(cfg["channels"]))}
 
 
-def _optimizers(modules, cfg):
-    return {"opt": adam(modules["model"].parameters(), lr=cfg["lr"])}
-
-
 def _data_fn(cfg, device, rank=0, world_size=1):
-    images, _ = _data.load(cfg["dataset"], "train")
-    if cfg["n_train"]:
-        images = images[: cfg["n_train"]]
+    images = recipes.train_images(cfg)
     if cfg["binarize"]:
         tf = lambda x: torch.bernoulli(x.unsqueeze(1).float().div_(255))  # dynamic binarisation  # noqa: E731
     else:
@@ -386,11 +379,11 @@ _DEFAULTS = dict(dataset="mnist", arch="mlp", latent_dim=32, hidden=[512, 256], 
 
 recipes.register(recipes.Recipe(
     name="vae-mnist", description="VAE, Bernoulli decoder, dynamically binarised MNIST, 32-D latent (Chapter 2)",
-    defaults=dict(_DEFAULTS), build=_build, optimizers=_optimizers, data=_data_fn, step=_step,
+    defaults=dict(_DEFAULTS), build=_build, optimizers=recipes.one_adam, data=_data_fn, step=_step,
     evaluate=_evaluate, sample=_sample, datasets=("mnist", "fashion")))
 
 recipes.register(recipes.Recipe(
     name="vae-fashion-2d", description="VAE with a 2-D latent on Fashion-MNIST grey levels (Chapter 2)",
     defaults=dict(_DEFAULTS, dataset="fashion", latent_dim=2, binarize=False, steps=20_000, eval_k=200),
-    build=_build, optimizers=_optimizers, data=_data_fn, step=_step,
+    build=_build, optimizers=recipes.one_adam, data=_data_fn, step=_step,
     evaluate=_evaluate, sample=_sample, datasets=("fashion", "mnist")))

@@ -1,6 +1,5 @@
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 
