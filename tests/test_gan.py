@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from gencourse import data, gan, gan_losses as L, metrics, recipes
@@ -182,6 +183,22 @@ def test_dcgan_shapes_conditioning_and_params(k):
         assert gan.DCDiscriminator(8, norm=norm)(x).shape == (4,)
     G64, D64_ = gan.DCGenerator(64, 64), gan.DCDiscriminator(64)
     assert 0.5e6 < gan.n_params(G64) + gan.n_params(D64_) < 1.5e6
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_deep_dcgan_adds_one_3x3_convolution_per_resolution(norm):
+    """deep=True: the output shapes are unchanged, and the extra parameters are exactly those of the
+    3x3 convolutions (no bias before a norm) and their norms, counted by hand."""
+    w, d, k = 8, 16, 10
+    G0, G1 = gan.DCGenerator(d, w, n_classes=k), gan.DCGenerator(d, w, n_classes=k, deep=True)
+    D0, D1 = gan.DCDiscriminator(w, n_classes=k, norm=norm), gan.DCDiscriminator(w, n_classes=k, norm=norm, deep=True)
+    conv_bn = lambda c: c * c * 9 + 2 * c  # noqa: E731
+    assert gan.n_params(G1) - gan.n_params(G0) == conv_bn(2 * w) + conv_bn(w)
+    assert gan.n_params(D1) - gan.n_params(D0) == (conv_bn(w) if norm == "batch" else w * w * 9 + w)
+    z, y = torch.randn(3, d), torch.tensor([1, 2, 3])
+    x = G1(z, y)
+    assert x.shape == (3, 1, 28, 28) and D1(x, y).shape == (3,)
+    assert sum(isinstance(m, nn.Conv2d) for m in G1.modules()) == 2
 
 
 def test_mlp_gan_for_images():
