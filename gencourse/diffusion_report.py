@@ -12,6 +12,10 @@ the training history in ``RUN_DIR/state.pt``) and adds to its metrics:
   ``ddpm-mnist-{cosine,linear,quadratic}-2k`` (same protocol: DDIM 50 steps, labels i % 10);
 * ``report_seconds`` and ``report_cpu_seconds``, the cost of measuring these tables.
 
+``python -m gencourse.diffusion_report --large-n 2000 [--ship]`` instead adds to the shipped
+checkpoint's metrics ``sampler_table_n2000``: DDIM 50 and DDPM 1000 steps at 2000 samples each,
+where FID's small-sample bias (Chapter 7) no longer hides the gap between them.
+
 With ``--ship`` the result is written to ``gencourse/assets/weights/ddpm-mnist.pt``. In FULL
 mode the chapter recomputes every table live instead of reading these.
 """
@@ -73,14 +77,44 @@ def report(run_dir: Path, n: int = 500, device: str | torch.device = "cpu") -> t
     return modules, cfg, m, ck.meta.get("command")
 
 
+def large_n_rows(n: int, device: str | torch.device = "cpu") -> list[dict]:
+    """DDIM 50 and DDPM 1000 steps at ``n`` samples each (labels i % 10, seed 0), on the shipped EMA model."""
+    model, _ = diffusion.load_ema("ddpm-mnist", device)
+    with torch.no_grad():
+        return diffusion.compare_samplers(model, settings=(("ddim", 50), ("ddpm", 1000)), n=n)
+
+
+def add_large_n(n: int, rows: list[dict], *, ship: bool, out: Path | None = None) -> Path:
+    """Store ``rows`` (from :func:`large_n_rows`) as ``sampler_table_n{n}`` in the shipped checkpoint's metrics
+    (weights unchanged) and return the file written."""
+    path = recipes.weights_path("ddpm-mnist")
+    modules, ck = recipes.load_pretrained("ddpm-mnist", path=path)
+    m = dict(ck.metrics, **{f"sampler_table_n{n}": rows})
+    cfg = {k: v for k, v in ck.config.items() if k != "recipe"}
+    command = f"{ck.meta.get('command')}; then python -m gencourse.diffusion_report --large-n {n}"
+    dest = path if ship else (out or Path(f"ddpm-mnist-n{n}.pt"))
+    recipes.save_pretrained("ddpm-mnist", modules, cfg, metrics=m, command=command, path=dest)
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gencourse.diffusion_report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, nargs="?", default=None)
     p.add_argument("--n", type=int, default=500, help="samples per table row (default 500)")
+    p.add_argument("--large-n", type=int, default=None, metavar="N",
+                   help="instead: DDIM-50 and DDPM-1000 at N samples on the shipped model, stored as sampler_table_nN")
     p.add_argument("--device", default="cpu")
     p.add_argument("--ship", action="store_true", help="write gencourse/assets/weights/ddpm-mnist.pt")
     args = p.parse_args(argv)
+    if args.large_n:
+        rows = large_n_rows(args.large_n, args.device)
+        for row in rows:
+            print("  ", {k: v for k, v in row.items() if k != "protocol"})
+        print(f"wrote {add_large_n(args.large_n, rows, ship=args.ship)}")
+        return 0
+    if args.run_dir is None:
+        p.error("give RUN_DIR (a finished training run), or --large-n N")
     modules, cfg, m, command = report(args.run_dir, args.n, args.device)
     command = f"{command}; then python -m gencourse.diffusion_report {args.run_dir} --n {args.n}"
     dest = recipes.weights_path("ddpm-mnist") if args.ship else args.run_dir / "ddpm-mnist.pt"
