@@ -817,6 +817,12 @@ def _score_model(name: str, n: int, device, seed: int) -> dict:
     return row
 
 
+def _board_key(name: str, meta: Mapping, n: int, seed: int) -> str:
+    """Cache key of a leaderboard row: the model's *weights* (not its metadata, which may gain
+    measurements later), the sample size and the seed."""
+    return f"{name}|{(meta.get('tensors_sha256') or meta.get('file_sha256', ''))[:16]}|n={n}|seed={seed}"
+
+
 def leaderboard(names: Sequence[str] | None = None, *, n: int = 10_000, device: torch.device | str = "cpu",
                 seed: int = SEED, floors: bool = True, use_cache: bool = True, compute_missing: bool = True,
                 verbose: bool = True) -> Leaderboard:
@@ -849,7 +855,7 @@ def leaderboard(names: Sequence[str] | None = None, *, n: int = 10_000, device: 
             continue
         side = Path(str(path) + ".json")
         meta = json.loads(side.read_text()) if side.is_file() else {}
-        key = f"{name}|{meta.get('file_sha256', '')[:16]}|n={n}|seed={seed}"
+        key = _board_key(name, meta, n, seed)
         row = cache.get(key)
         if row is not None and row.get("classifier_sha256") != classifier_sha256(row.get("dataset", "")):
             row = None
@@ -888,8 +894,19 @@ def write_leaderboard(sizes: Iterable[int] = (1000, 10_000), *, names: Sequence[
             cache[row.pop("cache_key")] = row
         if board.skipped:
             print("skipped:", board.skipped)
+    cache = {k: row for k, row in cache.items() if _current(k)}  # rows of weights no longer shipped
     LEADERBOARD_PATH.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
     return cache
+
+
+def _current(key: str) -> bool:
+    """Whether a leaderboard cache key belongs to the weights shipped now."""
+    name, rest = key.split("|", 1)
+    side = Path(str(recipes.weights_path(name)) + ".json")
+    if not side.is_file():
+        return False
+    n, seed = (int(part.split("=")[1]) for part in rest.split("|")[1:])
+    return _board_key(name, json.loads(side.read_text()), n, seed) == key
 
 
 def main(argv: Sequence[str] | None = None) -> int:

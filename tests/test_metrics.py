@@ -303,3 +303,16 @@ def test_floor_command_records_and_real_floor_reads_it(tmp_path, monkeypatch):
     path.write_text(json.dumps(rec))
     with pytest.warns(UserWarning, match="other mnist classifier weights"):
         assert metrics.real_floor("mnist") == {}
+
+
+def test_leaderboard_cache_is_keyed_by_the_weights_and_drops_rows_of_replaced_weights():
+    """A row stays valid when only a checkpoint's metadata changes (same tensors), and is pruned
+    when the weights are replaced or the model is no longer shipped."""
+    import json as _json
+
+    side = _json.loads((recipes.WEIGHTS_DIR / "vae-mnist.pt.json").read_text())
+    key = metrics._board_key("vae-mnist", side, 1000, 0)
+    assert side["tensors_sha256"][:16] in key and metrics._current(key)
+    assert metrics._board_key("vae-mnist", dict(side, file_sha256="0" * 64), 1000, 0) == key  # metadata only
+    assert not metrics._current(key.replace(side["tensors_sha256"][:16], "f" * 16))
+    assert not metrics._current("no-such-model|0123456789abcdef|n=1000|seed=0")
