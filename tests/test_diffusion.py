@@ -322,3 +322,15 @@ def test_checks_accept_answers_and_name_mistakes():
     for chk, fn, words in mistakes:
         with pytest.raises(CheckFailed, match=words):
             chk(fn)
+
+
+def test_large_n_table_is_added_to_the_metrics_without_touching_the_weights(tmp_path):
+    from gencourse import checkpoint, diffusion_report, recipes
+
+    rows = [{"sampler": "ddim", "steps": 50, "fid": 1.0}, {"sampler": "ddpm", "steps": 1000, "fid": 0.5}]
+    dest = diffusion_report.add_large_n(64, rows, ship=False, out=tmp_path / "ddpm.pt")
+    new, old = checkpoint.load(dest), checkpoint.load(recipes.weights_path("ddpm-mnist"))
+    assert new.metrics["sampler_table_n64"] == rows
+    assert {k: v for k, v in new.metrics.items() if k != "sampler_table_n64"} == old.metrics
+    assert checkpoint.tensors_sha256(new.state) == checkpoint.tensors_sha256(old.state)
+    assert new.meta["command"].endswith("--large-n 64")
