@@ -414,20 +414,22 @@ def compare_samplers(diffusion: GaussianDiffusion, settings=(("ddpm", 1000), ("d
                                                              ("ddim", 20), ("ddim", 10)), *,
                      n: int = 1000, dataset: str = "mnist", guidance_scale: float = 1.0, seed: int = 0,
                      batch_size: int = 500) -> list[dict]:
-    """Quality and cost of samplers on the same model: for each ``(sampler, steps)``, ``n``
-    class-balanced samples (labels ``i % 10``, the same seed) scored with the domain-classifier
-    FID of :func:`gencourse.metrics.fid` (against the test split), plus seconds per sample on
-    this machine.  Rows: ``sampler, steps, fid, seconds_per_sample, protocol``."""
+    """Quality and cost of samplers on the same model: for each ``(sampler, steps)`` (or
+    ``(sampler, steps, eta)`` for DDIM with noise; default eta 0), ``n`` class-balanced samples
+    (labels ``i % 10``, the same seed) scored with the domain-classifier FID of
+    :func:`gencourse.metrics.fid` (against the test split), plus seconds per sample on this
+    machine.  Rows: ``sampler, steps, fid, seconds_per_sample, protocol`` and, for DDIM, ``eta``."""
     from . import metrics
 
     labels = torch.arange(n) % 10 if diffusion.model.null_label is not None else None
     rows = []
-    for sampler, steps in settings:
+    for sampler, steps, *rest in settings:
+        eta = float(rest[0]) if rest else 0.0
         x, sec = _timed_sample(diffusion, n, seed, labels=labels, guidance_scale=guidance_scale,
-                               sampler=sampler, steps=steps, batch_size=batch_size)
+                               sampler=sampler, steps=steps, eta=eta, batch_size=batch_size)
         r = metrics.fid(x.cpu(), dataset, device=diffusion.device)
-        rows.append(dict(sampler=sampler, steps=steps, fid=round(r.value, 3),
-                         seconds_per_sample=round(sec / n, 5), protocol=r.protocol))
+        rows.append(dict(sampler=sampler, steps=steps, **({"eta": eta} if sampler == "ddim" else {}),
+                         fid=round(r.value, 3), seconds_per_sample=round(sec / n, 5), protocol=r.protocol))
     return rows
 
 

@@ -13,7 +13,8 @@ the training history in ``RUN_DIR/state.pt``) and adds to its metrics:
 * ``report_seconds`` and ``report_cpu_seconds``, the cost of measuring these tables.
 
 ``python -m gencourse.diffusion_report --large-n 2000 [--ship]`` instead adds to the shipped
-checkpoint's metrics ``sampler_table_n2000``: DDIM 50 and DDPM 1000 steps at 2000 samples each,
+checkpoint's metrics ``sampler_table_n2000``: DDIM 50 steps (with eta 0, 0.5 and 1) and DDPM 1000
+steps at 2000 samples each,
 where FID's small-sample bias (Chapter 7) no longer hides the gap between them.
 
 With ``--ship`` the result is written to ``gencourse/assets/weights/ddpm-mnist.pt``. In FULL
@@ -77,11 +78,15 @@ def report(run_dir: Path, n: int = 500, device: str | torch.device = "cpu") -> t
     return modules, cfg, m, ck.meta.get("command")
 
 
+#: the samplers of the large-n check: DDIM 50 steps (eta 0, 0.5, 1) and the full DDPM chain
+LARGE_N_SETTINGS = (("ddim", 50), ("ddpm", 1000), ("ddim", 50, 0.5), ("ddim", 50, 1.0))
+
+
 def large_n_rows(n: int, device: str | torch.device = "cpu") -> list[dict]:
-    """DDIM 50 and DDPM 1000 steps at ``n`` samples each (labels i % 10, seed 0), on the shipped EMA model."""
+    """:data:`LARGE_N_SETTINGS` at ``n`` samples each (labels i % 10, seed 0), on the shipped EMA model."""
     model, _ = diffusion.load_ema("ddpm-mnist", device)
     with torch.no_grad():
-        return diffusion.compare_samplers(model, settings=(("ddim", 50), ("ddpm", 1000)), n=n)
+        return diffusion.compare_samplers(model, settings=LARGE_N_SETTINGS, n=n)
 
 
 def add_large_n(n: int, rows: list[dict], *, ship: bool, out: Path | None = None) -> Path:
@@ -91,7 +96,11 @@ def add_large_n(n: int, rows: list[dict], *, ship: bool, out: Path | None = None
     modules, ck = recipes.load_pretrained("ddpm-mnist", path=path)
     m = dict(ck.metrics, **{f"sampler_table_n{n}": rows})
     cfg = {k: v for k, v in ck.config.items() if k != "recipe"}
-    command = f"{ck.meta.get('command')}; then python -m gencourse.diffusion_report --large-n {n}"
+    suffix = f"; then python -m gencourse.diffusion_report --large-n {n}"
+    command = ck.meta.get("command") or ""
+    while command.endswith(suffix):  # a re-run replaces the earlier table, and says so once
+        command = command[: -len(suffix)]
+    command += suffix
     dest = path if ship else (out or Path(f"ddpm-mnist-n{n}.pt"))
     recipes.save_pretrained("ddpm-mnist", modules, cfg, metrics=m, command=command, path=dest)
     return dest

@@ -334,3 +334,14 @@ def test_large_n_table_is_added_to_the_metrics_without_touching_the_weights(tmp_
     assert {k: v for k, v in new.metrics.items() if k != "sampler_table_n64"} == old.metrics
     assert checkpoint.tensors_sha256(new.state) == checkpoint.tensors_sha256(old.state)
     assert new.meta["command"].endswith("--large-n 64")
+
+
+def test_compare_samplers_takes_ddim_eta_and_eta_1_scores_like_ddpm():
+    """Rows may give DDIM's eta; with eta = 1 DDIM takes the DDPM step with the same noise draws,
+    so the two rows see the same images and get the same FID (eta 0 gives other images)."""
+    torch.manual_seed(0)
+    net = D.build_model(dict(D.DDPM_DEFAULTS, channels=8, channel_mults=[1, 2])).eval()
+    rows = D.compare_samplers(net, settings=(("ddpm", 4), ("ddim", 4, 1.0), ("ddim", 4)), n=40, batch_size=20)
+    assert [r.get("eta") for r in rows] == [None, 1.0, 0.0]
+    assert rows[0]["fid"] == pytest.approx(rows[1]["fid"], rel=1e-4)
+    assert rows[2]["fid"] != pytest.approx(rows[0]["fid"], rel=1e-3)
