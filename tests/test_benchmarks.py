@@ -28,5 +28,5 @@ def test_benchmark_command_prints_a_table():
     for chapter, name, target, read, ok in run.TARGETS:
         row = next((line for line in out.splitlines() if line.startswith(f"| {chapter} | {name} | {target} |")), None)
         assert row is not None, f"no target row for {name}: {target}"
-        value, _ = read(run._meta(name))
+        value, _ = read(run._meta(name)["metrics"])
         assert row.split(" | ")[4] == ("yes" if ok(value) else "**no**")
