@@ -530,7 +530,8 @@ def _step(modules, opts, cfg):
 
 def _sample(modules, cfg, n, device, generator=None):
     """Class-balanced conditional samples (labels 0..9 cycling) from the EMA weights:
-    DDIM with ``sample_steps`` steps and guidance ``sample_guidance``.  Returns (images, labels)."""
+    deterministic DDIM (eta 0) with ``sample_steps`` steps and guidance ``sample_guidance``.  Returns
+    (images, labels)."""
     ema = modules["ema"]
     labels = torch.arange(n, device=device) % cfg["num_classes"] if cfg["num_classes"] else None
     x = ema.sample(n, labels=labels, guidance_scale=cfg["sample_guidance"], sampler="ddim",
@@ -549,8 +550,8 @@ def _evaluate(modules, cfg, device):
                            floor=False)
     out = {k: round(float(v), 5) for k, v in rep.as_dict().items()}
     out["eval_samples"] = cfg["eval_samples"]
-    out["protocol"] = (f"{cfg['eval_samples']} samples (labels i % 10, EMA weights, DDIM {cfg['sample_steps']} steps, "
-                       f"guidance {cfg['sample_guidance']:g}, seed 0); " + "; ".join(rep.protocols().values()))
+    out["protocol"] = (f"{cfg['eval_samples']} samples (labels i % 10, EMA weights, DDIM {cfg['sample_steps']} steps "
+                       f"with eta 0, guidance {cfg['sample_guidance']:g}, seed 0); " + "; ".join(rep.protocols().values()))
     return out
 
 
