@@ -95,6 +95,8 @@ def test_bad_arguments_fail_cleanly(tmp_path, monkeypatch, capsys):
         (("train", "toy-regression", "--resume", "--out", tmp_path / "nothing"), "there is no"),
         (("train", "toy-regression", "--ship-as", "x", "--out", tmp_path / "x"), "only makes sense with --ship"),
         (("train", "toy-regression", "--ship", "--ship-as", "a/b.pt", "--out", tmp_path / "x"), "bare file name"),
+        (("train", "toy-regression", "--amp", "fp16", "--device", "cpu", "--out", tmp_path / "x"),
+         "needs a CUDA device"),
     ]
     for args, msg in cases:
         code, out, err = run_main(*args, monkeypatch=monkeypatch, capsys=capsys)
@@ -105,6 +107,20 @@ def test_bad_arguments_fail_cleanly(tmp_path, monkeypatch, capsys):
     code, out, err = run_main("train", "toy-regression", "--resume", "--out", tmp_path / "bad",
                               monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2 and "not a readable checkpoint" in err
+
+
+def test_amp_setting_is_used_and_recorded(tmp_path, monkeypatch, capsys):
+    """--amp bf16 on the CPU trains under bf16 autocast (the loss differs from the fp32 run's in the
+    low bits, not more) and the metrics say which precision ran."""
+    runs = {}
+    for amp in ("off", "bf16"):
+        code, out, err = run_main("train", "toy-regression", "--steps", 40, "--amp", amp, "--device", "cpu",
+                                  "--out", tmp_path / amp, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 0, err
+        runs[amp] = json.loads((tmp_path / amp / "metrics.json").read_text())
+    assert runs["off"]["amp"] == "float32" and runs["bf16"]["amp"] == "bfloat16 autocast"
+    a, b = runs["off"]["final_loss"], runs["bf16"]["final_loss"]
+    assert a != b and abs(a - b) < 0.05 * a
 
 
 def test_help_lists_options(monkeypatch, capsys):
