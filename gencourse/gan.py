@@ -252,10 +252,13 @@ class DCDiscriminator(nn.Module):
             raise ValueError(f"norm must be one of {sorted(norms)}, got {norm!r}")
         drop = (lambda: nn.Dropout(dropout)) if dropout else nn.Identity
         self.width, self.n_classes, self.norm, self.deep = width, n_classes, norm, deep
-        refine = [nn.Conv2d(w, w, 3, 1, 1, bias=norm == "none"), norms[norm](w), nn.LeakyReLU(0.2, True), drop()]
+        # built only when used: constructing layers draws from the RNG, which would change the initial
+        # weights of deep=False networks for a given seed
+        refine = ([nn.Conv2d(w, w, 3, 1, 1, bias=norm == "none"), norms[norm](w), nn.LeakyReLU(0.2, True), drop()]
+                  if deep else [])
         self.features = nn.Sequential(
             nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2, True), drop(),
-            *(refine if deep else []),
+            *refine,
             nn.Conv2d(w, 2 * w, 4, 2, 1, bias=norm == "none"), norms[norm](2 * w), nn.LeakyReLU(0.2, True), drop(),
             nn.Flatten(),
         )

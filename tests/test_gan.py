@@ -377,3 +377,17 @@ def test_gan_interpolation_widget_and_static_grid():
     assert len(frames) == 3 and frames[0].shape == (3, 1, 28, 28)
     grid = widgets.gan_interpolation_grid(G, za, zb, [0.0, 0.5, 1.0], labels=torch.tensor([7, 7, 7]))
     assert grid.shape == (9, 1, 28, 28) and torch.allclose(grid[2::3], all_sevens, atol=1e-5)
+
+
+def test_default_dcgan_initialisation_is_unchanged_by_the_deep_option():
+    """The shipped shallow checkpoints' commands must still reproduce: with seed 0, the initial weights of
+    the deep=False networks hash to the value computed with the code from before `deep` existed."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for cls, kw in ((gan.DCDiscriminator, {"n_classes": 10}), (gan.DCDiscriminator, {"norm": "none"}),
+                    (gan.DCGenerator, {})):
+        torch.manual_seed(0)
+        for t in cls(32, **kw).state_dict().values():
+            h.update(t.numpy().tobytes())
+    assert h.hexdigest()[:16] == "e471366009f068a2"
