@@ -94,7 +94,7 @@ def _mnist_root() -> str:
 
 #: recipes whose data function preprocesses the whole dataset up front (no per-batch transform): the same
 #: preprocessing, applied per batch in the reference loop
-_PREPROCESS = {"rbm-mnist": lambda u8: rbm.binarise(u8)}
+_PREPROCESS = {"rbm-mnist": rbm.binarise}
 
 
 def _reference_batches(batches, cfg, device, batch_size, prep=None):
@@ -252,27 +252,25 @@ def time_notebooks() -> list[dict]:
     return rows
 
 
-def _meta(name: str) -> dict:
-    return json.loads((recipes.WEIGHTS_DIR / f"{name}.pt.json").read_text())
+def _sampler_table(m: dict) -> tuple[list[dict], int, float]:
+    """The largest sampler table stored with the DDPM checkpoint: ``(rows, n, DDPM-1000 FID)``."""
+    rows, n = (m["sampler_table_n2000"], 2000) if "sampler_table_n2000" in m else (m["sampler_table"], m["sampler_n"])
+    return rows, n, next(r["fid"] for r in rows if r["sampler"] == "ddpm" and r["steps"] == 1000)
 
 
 def _ddpm_row(m: dict) -> tuple:
     """DDPM-1000 against the floor, from the largest sampler table stored with the checkpoint."""
     from gencourse import metrics
 
-    key = "sampler_table_n2000" if "sampler_table_n2000" in m else "sampler_table"
-    n = 2000 if key.endswith("n2000") else m["sampler_n"]
-    ddpm = next(r["fid"] for r in m[key] if r["sampler"] == "ddpm" and r["steps"] == 1000)
+    _, n, ddpm = _sampler_table(m)
     floor = metrics.real_floor("mnist", n)[n]["fid"]
     return ddpm / floor, f"DDPM-1000 FID {ddpm:.2f} / floor {floor:.2f} (n = {n})"
 
 
 def _ddim_row(m: dict) -> tuple:
     """DDIM-50 against DDPM-1000 at the largest stored n, for each stored eta (the best one decides)."""
-    key = "sampler_table_n2000" if "sampler_table_n2000" in m else "sampler_table"
-    n = 2000 if key.endswith("n2000") else m["sampler_n"]
-    ddpm = next(r["fid"] for r in m[key] if r["sampler"] == "ddpm" and r["steps"] == 1000)
-    ddim = {r.get("eta", 0.0): r["fid"] for r in m[key] if r["sampler"] == "ddim" and r["steps"] == 50}
+    rows, n, ddpm = _sampler_table(m)
+    ddim = {r.get("eta", 0.0): r["fid"] for r in rows if r["sampler"] == "ddim" and r["steps"] == 50}
     shown = "; ".join(f"eta {eta:g}: {fid:.2f} = {fid / ddpm:.2f}x" for eta, fid in sorted(ddim.items()))
     return min(ddim.values()) / ddpm, f"DDIM-50 {shown} DDPM-1000 ({ddpm:.2f}; n = {n})"
 
@@ -308,8 +306,7 @@ def quality_targets() -> str:
     lines = ["| chapter | checkpoint | target | measured | met | training | hardware |",
              "| --- | --- | --- | --- | --- | ---: | --- |"]
     for chapter, name, target, read, ok in TARGETS:
-        meta = _meta(name)
-        m = meta["metrics"]
+        m = recipes.shipped_meta(name)["metrics"]
         value, shown = read(m)
         secs = m.get("train_seconds")
         train = f"{m['steps']:,} steps, {secs / 60:.1f} min" if secs is not None else f"{m.get('steps', '?')} steps"

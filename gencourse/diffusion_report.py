@@ -14,8 +14,8 @@ the training history in ``RUN_DIR/state.pt``) and adds to its metrics:
 
 ``python -m gencourse.diffusion_report --large-n 2000 [--ship]`` instead adds to the shipped
 checkpoint's metrics ``sampler_table_n2000``: DDIM 50 steps (with eta 0, 0.5 and 1) and DDPM 1000
-steps at 2000 samples each,
-where FID's small-sample bias (Chapter 7) no longer hides the gap between them.
+steps at 2000 samples each, where FID's small-sample bias (Chapter 7) no longer hides the gap
+between them.
 
 With ``--ship`` the result is written to ``gencourse/assets/weights/ddpm-mnist.pt``. In FULL
 mode the chapter recomputes every table live instead of reading these.
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir", type=Path, nargs="?", default=None)
     p.add_argument("--n", type=int, default=500, help="samples per table row (default 500)")
     p.add_argument("--large-n", type=int, default=None, metavar="N",
-                   help="instead: DDIM-50 and DDPM-1000 at N samples on the shipped model, stored as sampler_table_nN")
+                   help="instead: DDIM-50 (eta 0, 0.5, 1) and DDPM-1000 at N samples on the shipped model, "
+                        "stored as sampler_table_nN")
     p.add_argument("--device", default="cpu")
     p.add_argument("--ship", action="store_true", help="write gencourse/assets/weights/ddpm-mnist.pt")
     args = p.parse_args(argv)

@@ -98,8 +98,7 @@ def load_classifier(dataset: str, device: torch.device | str = "cpu") -> classif
 
 def classifier_sha256(dataset: str) -> str:
     """SHA-256 of the shipped classifier file (from its ``.json`` sidecar)."""
-    side = Path(str(recipes.weights_path(classifiers.recipe_name(dataset))) + ".json")
-    return json.loads(side.read_text())["file_sha256"] if side.is_file() else "missing"
+    return recipes.shipped_meta(classifiers.recipe_name(dataset)).get("file_sha256", "missing")
 
 
 @dataclass
@@ -853,8 +852,7 @@ def leaderboard(names: Sequence[str] | None = None, *, n: int = 10_000, device: 
             if names is not None:
                 skipped[name] = "no sampler" if recipe.sample is None else "no shipped weights"
             continue
-        side = Path(str(path) + ".json")
-        meta = json.loads(side.read_text()) if side.is_file() else {}
+        meta = recipes.shipped_meta(name)
         key = _board_key(name, meta, n, seed)
         row = cache.get(key)
         if row is not None and row.get("classifier_sha256") != classifier_sha256(row.get("dataset", "")):
@@ -902,11 +900,11 @@ def write_leaderboard(sizes: Iterable[int] = (1000, 10_000), *, names: Sequence[
 def _current(key: str) -> bool:
     """Whether a leaderboard cache key belongs to the weights shipped now."""
     name, rest = key.split("|", 1)
-    side = Path(str(recipes.weights_path(name)) + ".json")
-    if not side.is_file():
+    meta = recipes.shipped_meta(name)
+    if not meta:
         return False
     n, seed = (int(part.split("=")[1]) for part in rest.split("|")[1:])
-    return _board_key(name, json.loads(side.read_text()), n, seed) == key
+    return _board_key(name, meta, n, seed) == key
 
 
 def main(argv: Sequence[str] | None = None) -> int:

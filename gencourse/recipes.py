@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 __all__ = ["Recipe", "register", "get", "names", "build_trainer", "batches", "weights_path", "load_pretrained",
-           "save_pretrained", "WEIGHTS_DIR"]
+           "save_pretrained", "shipped_meta", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "assets" / "weights"
 
@@ -184,6 +184,15 @@ def save_pretrained(name: str, modules: Mapping[str, nn.Module], config: Mapping
     path = Path(path) if path is not None else weights_path(name)
     checkpoint.save(path, dict(modules), config=dict(config, recipe=name), metrics=metrics, command=command, half=True)
     return path
+
+
+def shipped_meta(name: str) -> dict:
+    """The ``.json`` sidecar of the shipped checkpoint ``name`` (config, metrics, command, checksums),
+    or ``{}`` if none is shipped."""
+    import json
+
+    side = Path(str(weights_path(name)) + ".json")
+    return json.loads(side.read_text()) if side.is_file() else {}
 
 
 def load_pretrained(name: str, device: torch.device | str = "cpu", *, path: Path | None = None) -> tuple[dict, Any]:

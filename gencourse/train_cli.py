@@ -144,7 +144,8 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
         raise _error(str(err)) from None
     if "batch_size" in cfg and cfg["batch_size"] % world:
         raise _error(f"the global batch_size {cfg['batch_size']} must be divisible by the {world} processes")
-    amp = {"off": False}.get(getattr(args, "amp", "auto"), getattr(args, "amp", "auto"))
+    amp = getattr(args, "amp", "auto")
+    amp = False if amp == "off" else amp
     try:
         from .train import amp_dtype
 
