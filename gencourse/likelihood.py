@@ -6,7 +6,8 @@
 * :func:`log_mean_exp`, :func:`importance_weights`: the ELBO (mean of the log
   weights) and the IWAE bound (log of their mean);
 * :func:`ais`: annealed importance sampling from the prior to the posterior
-  with Hamiltonian Monte Carlo moves;
+  with Hamiltonian Monte Carlo moves, step sizes tuned on pilot chains so that
+  the weights stay unbiased;
 * :class:`PPCA` (probabilistic PCA: ``z ~ N(0, I)``, ``x | z ~ N(Wz + b,
   sigma^2 I)``, exact ``log p(x)`` and posterior) and a Gaussian kernel density
   estimate (:func:`kde_log_prob`, :func:`kde_sample`), the reference models of
@@ -88,37 +89,70 @@ def _value_and_grad(fn: Callable[[Tensor], Tensor], z: Tensor) -> tuple[Tensor, 
 
 
 def ais(log_prior: Callable[[Tensor], Tensor], log_likelihood: Callable[[Tensor], Tensor], z0: Tensor,
-        betas: Tensor, *, leapfrog: int = 5, step: float = 0.1, generator: torch.Generator | None = None) -> Tensor:
+        betas: Tensor, *, leapfrog: int = 5, step: float = 0.1, adapt: bool = True, target_accept: float = 0.65,
+        generator: torch.Generator | None = None) -> Tensor:
     """Annealed importance sampling of ``log p(x) = log int p(z) p(x | z) dz``.
 
     Chains start at prior samples ``z0`` (C, N, d) and move through
     ``pi_t(z) ~ p(z) p(x | z)^beta_t``; each step adds
     ``(beta_t - beta_{t-1}) log p(x | z)`` to the chain's log weight, then makes
-    one HMC move (``leapfrog`` steps, a step size per chain adapted towards 65%
-    acceptance) that leaves ``pi_t`` invariant.  ``log_prior`` and
-    ``log_likelihood`` map (C, N, d) to (C, N); gradients come from their
-    ``.grad`` attribute when they have one, else from autograd.  Returns the log weights
-    (C, N); ``log_mean_exp(w, 0)`` is a stochastic lower bound of ``log p(x)``
+    one HMC move (``leapfrog`` steps) that leaves ``pi_t`` invariant.
+    ``log_prior`` and ``log_likelihood`` map (C, N, d) to (C, N); gradients come
+    from their ``.grad`` attribute when they have one, else from autograd.
+
+    Step sizes.  ``adapt=False``: the step size ``step`` throughout.
+    ``adapt=True`` (needs C >= 2): a *pilot* chain runs next to each chain, on
+    the same temperatures, starting from the previous chain's prior sample
+    (``z0`` rolled by one along the chain axis: a prior draw independent of
+    this chain's start).  The pilot adapts its step size (from ``step``) to its
+    own accept/reject history: x0.98 after a rejection, x0.98^(-(1 - a) / a)
+    after an acceptance, which settles where a fraction a = ``target_accept``
+    of its moves is accepted.  The chain moves at each temperature with the
+    step size its pilot has reached there, so a chain's step size never
+    depends on that chain's own start or moves: every transition leaves
+    ``pi_t`` invariant and each weight ``exp(log_w)`` is an **unbiased**
+    estimate of ``p(x)``.  (A chain that adapted to its own history would not
+    be: its step size would carry information about where it is, and the
+    estimate of ``log p(x)`` comes out biased.)  The pilots' weights are
+    discarded; pilots and chains move as one batch.
+
+    Returns the log weights (C, N), nats; ``log_mean_exp(w, 0)`` is a
+    stochastic lower bound of ``log p(x)`` (the log of an unbiased estimate)
     that becomes exact as the number of temperatures grows.
     """
+    if adapt and z0.shape[0] < 2:
+        raise ValueError("adapt=True tunes each chain's step size on a pilot started from another chain's prior "
+                         f"sample, so it needs at least 2 chains (z0 has shape {tuple(z0.shape)}); "
+                         "pass more chains or adapt=False")
+    if not 0 < target_accept < 1:
+        raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # thousands of tiny operations: thread hand-offs would cost more than the maths
     try:
-        return _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, generator)
+        return _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, adapt, target_accept, generator)
     finally:
         torch.set_num_threads(threads)
 
 
-def _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, generator) -> Tensor:
-    z, log_w = z0.clone(), torch.zeros(z0.shape[:-1], dtype=z0.dtype)
-    eps = torch.full(z0.shape[:-1] + (1,), step, dtype=z0.dtype)
+def _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, adapt, target_accept, generator) -> Tensor:
+    C = z0.shape[0]
+    # rows 0..C-1: the chains whose weights are returned; rows C..2C-1 (adapt only): their pilots,
+    # pilot c starting from chain c-1's prior sample
+    z = torch.cat([z0, z0.roll(1, 0)]) if adapt else z0.clone()
+    log_w = torch.zeros(z0.shape[:-1], dtype=z0.dtype)
+    eps_pilot = torch.full(z0.shape[:-1] + (1,), step, dtype=z0.dtype)   # (C, N, 1)
+    # multiplicative steps up/down whose equilibrium acceptance rate is target_accept
+    down = 0.98
+    up = down ** (-(1 - target_accept) / target_accept)
     for b_prev, b in zip(betas[:-1].tolist(), betas[1:].tolist()):
-        log_w += (b - b_prev) * log_likelihood(z)
+        ll = log_likelihood(z)
+        log_w += (b - b_prev) * ll[:C]
 
         def target(v, b=b):                                               # log pi_t(v) up to a constant
             (lp, gp), (ll, gl) = _value_and_grad(log_prior, v), _value_and_grad(log_likelihood, v)
             return lp + b * ll, gp + b * gl
 
+        eps = torch.cat([eps_pilot, eps_pilot]) if adapt else eps_pilot  # a chain moves with its pilot's step
         logp, g = target(z)
         p0 = torch.randn(z.shape, generator=generator, dtype=z.dtype)
         zn, p = z, p0 + 0.5 * eps * g                                     # leapfrog: half step in momentum
@@ -129,7 +163,8 @@ def _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, generator) -> Ten
         log_accept = logp_n - 0.5 * (p**2).sum(-1) - (logp - 0.5 * (p0**2).sum(-1))
         accept = torch.rand(log_accept.shape, generator=generator, dtype=z.dtype).log() < log_accept
         z = torch.where(accept[..., None], zn, z)
-        eps = eps * torch.where(accept[..., None], 1.02, 0.98)
+        if adapt:                                                         # only the pilots learn from their moves
+            eps_pilot = eps_pilot * torch.where(accept[C:, ..., None], up, down)
     return log_w
 
 
