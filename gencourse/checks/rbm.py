@@ -11,7 +11,7 @@ import itertools
 
 import torch
 
-from . import CheckFailed, expect, expect_close, passed, run
+from . import CheckFailed, expect, expect_close, expect_tensor, passed, run
 
 __all__ = ["conditionals", "free_energy", "cd_update", "log_partition"]
 
@@ -31,6 +31,16 @@ def _states(n: int) -> torch.Tensor:
 def _energy(v, h, W, b, c):
     """E for every pair: v (N, D), h (M, K) -> (N, M)."""
     return -(v @ W @ h.T) - (v @ b)[:, None] - (h @ c)[None, :]
+
+
+def _as_float64(x, what: str) -> torch.Tensor:
+    """``x`` as a float64 tensor, without expect_tensor's finiteness test (the caller explains a NaN itself)."""
+    if x is None:
+        raise CheckFailed(f"{what} is None: did you forget to `return` it?")
+    try:
+        return torch.as_tensor(x).detach().to(torch.float64)
+    except Exception:
+        raise CheckFailed(f"{what} should be a tensor (or array), got {type(x).__name__}") from None
 
 
 def _as_tuple(out, n: int, what: str):
@@ -55,6 +65,14 @@ def conditionals(fn) -> bool:
         ref_v = pj_v.T @ V                                             # (4, D)
         ph, pv = _as_tuple(run(fn, v.clone(), h.clone(), W.clone(), b.clone(), c.clone(), name="conditionals"),
                            2, "conditionals")
+        for t, what in ((ph, "p(h = 1 | v)"), (pv, "p(v = 1 | h)")):
+            tt = expect_tensor(t, what=what)
+            expect(not ((tt == 0) | (tt == 1)).all(),
+                   f"{what} contains only 0s and 1s: those are sampled states; return the probabilities "
+                   "(the sigmoids), not torch.bernoulli of them")
+        if D == K:
+            expect(not (torch.allclose(expect_tensor(ph), ref_v) and torch.allclose(expect_tensor(pv), ref_h)),
+                   "the pair is in the wrong order: return (p(h = 1 | v), p(v = 1 | h)), hidden first")
         hints_h = {"p(h | v) must use the hidden bias c, and p(v | h) the visible bias b: the bias names are "
                    "swapped (a known erratum of the lecture slides)": sig(v @ W + b[:K]) if D == K else None,
                    "you forgot the sigmoid: return probabilities, not the activations c + v^T W": v @ W + c,
@@ -76,21 +94,35 @@ def conditionals(fn) -> bool:
 
 
 def free_energy(fn) -> bool:
-    """``fn(v (B, D), W, b, c) -> F(v)`` of shape (B,), F(v) = -log sum_h exp(-E(v, h))."""
-    W, b, c, g = _params(6, 6, 2)
-    v = torch.bernoulli(torch.full((5, 6), 0.5, dtype=torch.float64), generator=g)
-    ref = -torch.logsumexp(-_energy(v, _states(6), W, b, c), 1)     # sum over all 2^K hidden states
+    """``fn(v (B, D), W, b, c) -> F(v)`` of shape (B,), F(v) = -log sum_h exp(-E(v, h)).
+
+    Two models: a mild one (D = K = 6, so swapped bias names still run and can be named) and one with large
+    weights, whose hidden activations c_j + v^T W_:j reach about +-1000 (exp overflows above 709), as the
+    activations of a trained RBM can be large: log(1 + exp(a)) must be computed stably (softplus)."""
     sp = torch.nn.functional.softplus
-    got = run(fn, v.clone(), W.clone(), b.clone(), c.clone(), name="free_energy")
-    expect_close(got, ref, what="F(v)", hints={
-        "the sign is flipped: F(v) = -log sum_h exp(-E), so F is low for likely v": -ref,
-        "the visible-bias term -b^T v is missing": -sp(v @ W + c).sum(1),
-        "the hidden-bias/visible-bias names are swapped (b belongs to v, c to h)": -(v @ c) - sp(v @ W + b).sum(1),
-        "summing out h_j gives log(1 + exp(c_j + v^T W_:j)) (softplus), not c_j + v^T W_:j":
-            -(v @ b) - (v @ W + c).sum(1),
-        "F(v) has no log Z in it: do not normalise over the images of the batch": ref + torch.logsumexp(-ref, 0),
-    })
-    return passed("F(v) = -b^T v - sum_j softplus(c_j + v^T W_:j) equals -log sum_h exp(-E(v, h)).")
+    for D, K, seed, scale in [(6, 6, 2, 1.0), (8, 5, 8, 300.0)]:
+        W, b, c, g = _params(D, K, seed, scale)
+        v = torch.bernoulli(torch.full((5, D), 0.5, dtype=torch.float64), generator=g)
+        ref = -torch.logsumexp(-_energy(v, _states(K), W, b, c), 1)     # sum over all 2^K hidden states
+        got = run(fn, v.clone(), W.clone(), b.clone(), c.clone(), name="free_energy")
+        what = f"F(v) (D={D}, K={K}, weights of scale {scale:g})"
+        expect(scale == 1.0 or bool(torch.isfinite(_as_float64(got, what)).all()),
+               f"{what} is inf or NaN: the activations c_j + v^T W_:j of this model reach about +-1000, and exp() "
+               "overflows above 709, so log(1 + exp(a)) is log(inf). Use the stable softplus, F.softplus(a) "
+               "(it returns a itself for large a)")
+        hints = {
+            "the sign is flipped: F(v) = -log sum_h exp(-E), so F is low for likely v": -ref,
+            "the visible-bias term -b^T v is missing": -sp(v @ W + c).sum(1),
+            "summing out h_j gives log(1 + exp(c_j + v^T W_:j)) (softplus), not c_j + v^T W_:j":
+                -(v @ b) - (v @ W + c).sum(1),
+            "F(v) has no log Z in it: do not normalise over the images of the batch": ref + torch.logsumexp(-ref, 0),
+        }
+        if D == K:
+            hints["the hidden-bias/visible-bias names are swapped (b belongs to v, c to h)"] = \
+                -(v @ c) - sp(v @ W + b).sum(1)
+        expect_close(got, ref, what=what, hints=hints)
+    return passed("F(v) = -b^T v - sum_j softplus(c_j + v^T W_:j) equals -log sum_h exp(-E(v, h)), "
+                  "also where the activations are far beyond exp()'s range.")
 
 
 def cd_update(fn) -> bool:
@@ -115,6 +147,10 @@ def cd_update(fn) -> bool:
     wrong_bias = sig(v_data @ W + b), sig(v_model @ W + b)
     wrong_bias = {"W": v_data.T @ wrong_bias[0] / 8 - v_model.T @ wrong_bias[1] / 5,
                   "b": ref[1], "c": wrong_bias[0].mean(0) - wrong_bias[1].mean(0)}
+    if all(torch.is_tensor(o) for o in out):
+        db_, dc_ = (o.detach().double() for o in out[1:])
+        expect(not (db_.shape == dc_.shape and torch.allclose(db_, ref[2]) and torch.allclose(dc_, ref[1])),
+               "the updates of b and c are swapped: return (dW, db, dc), the visible bias b second")
     for name, got, want in zip("Wbc", out, ref):
         hints = {"the sign is flipped: that is the gradient of the loss F(data) - F(model); the log-likelihood "
                  "gradient is the data term minus the model term": -want,
@@ -131,7 +167,7 @@ def cd_update(fn) -> bool:
 def log_partition(fn) -> bool:
     """``fn(W (D, K), b, c) -> log Z`` (a float or 0-d tensor), exact, for small K."""
     results = []
-    for D, K, seed, scale in [(9, 4, 4, 1.0), (10, 6, 5, 3.0)]:
+    for D, K, seed, scale in [(9, 4, 4, 1.0), (10, 6, 5, 3.0), (8, 5, 6, 150.0)]:
         W, b, c, _ = _params(D, K, seed, scale)
         ref = torch.logsumexp(-_energy(_states(D), _states(K), W, b, c).flatten(), 0)
         got = run(fn, W.clone(), b.clone(), c.clone(), name="log_partition")
@@ -141,8 +177,9 @@ def log_partition(fn) -> bool:
             raise CheckFailed(f"log Z should be one number (a float or a 0-d tensor), got {got!r:.80}") from None
         H = _states(K)
         sp = torch.nn.functional.softplus
-        expect(torch.isfinite(got), f"log Z is {float(got)} for D={D}, K={K}, scale={scale}: work with logs "
-               "(torch.logsumexp) instead of summing exp() directly, which overflows")
+        expect(torch.isfinite(got), f"log Z is {float(got)} for D={D}, K={K}, scale={scale}: here log Z is about "
+               f"{float(ref):.0f}, and exp() overflows above 709. Stay in log space: torch.logsumexp over the hidden "
+               "states instead of summing exp(), and F.softplus(a) for log(1 + exp(a)), whose a reaches 736 here")
         expect_close(got, ref, what=f"log Z (D={D}, K={K})", rtol=1e-7, atol=1e-6, hints={
             "you returned Z itself; return its logarithm": ref.exp(),
             "the hidden-bias term c^T h is missing": torch.logsumexp(sp(H @ W.T + b).sum(1), 0),
@@ -153,4 +190,5 @@ def log_partition(fn) -> bool:
         })
         results.append(float(ref))
     return passed(f"log Z by enumerating 2^K hidden states matches the sum over all (v, h) pairs "
-                  f"(log Z = {results[0]:.3f} and {results[1]:.3f} for the two test models).")
+                  f"(log Z = {results[0]:.3f}, {results[1]:.3f} and {results[2]:.1f} for the three test models; "
+                  "the last one's Z is far beyond floating point, its log is not).")
