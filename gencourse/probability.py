@@ -27,7 +27,7 @@ SYMBOLS = " " + ALPHABET
 
 
 def load_text() -> str:
-    """The English text shipped with the course (original prose, ~24,000 characters)."""
+    """The English text shipped with the course (original prose, about 23,000 characters)."""
     return files("gencourse.assets").joinpath("english.txt").read_text(encoding="ascii")
 
 
