@@ -44,6 +44,7 @@ _OWNERS: dict[str, str] = {
     "vae-fashion-2d": "gencourse.vae",
     "ddpm-mnist": "gencourse.diffusion",
     "fm-mnist": "gencourse.flow",
+    "fm-mnist-class-ot-2k": "gencourse.flow",
     "fm-mnist-ot-2k": "gencourse.flow",
     "fm-mnist-indep-2k": "gencourse.flow",
     "dcgan-mnist": "gencourse.gan",

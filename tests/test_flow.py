@@ -189,9 +189,46 @@ def test_recipe_smoke_and_rows():
                                           progress="off", log_every=1)
     hist = tr.fit(steps=2)
     assert len(hist.values["loss"]) == 2 and all(math.isfinite(v) for v in hist.values["loss"])
-    assert cfg["coupling"] == "independent" and recipes.get("fm-mnist").defaults["coupling"] == "ot"
+    assert cfg["coupling"] == "independent" and recipes.get("fm-mnist").defaults["coupling"] == "class-ot"
     # fm-mnist has no more budget than ddpm-mnist had: same network, steps and batch
     ddpm = recipes.shipped_meta("ddpm-mnist")["config"]
     fm = recipes.get("fm-mnist").defaults
     assert (fm["steps"], fm["batch_size"], fm["channels"], fm["channel_mults"]) == \
         (ddpm["steps"], ddpm["batch_size"], ddpm["channels"], ddpm["channel_mults"])
+
+
+def test_time_power_draws_times_with_density_k_t_to_the_k_minus_1():
+    # with the U-Net replaced by a recorder, the times the loss sees are U^(1/k): mean k / (k + 1)
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x, t, y=None):
+            seen.append(t / 1000.0)
+            return torch.zeros_like(x)
+
+    for k in (1.0, 3.0):
+        seen.clear()
+        fm = flow.FlowMatching(Recorder(), coupling="independent", time_power=k)
+        fm(torch.rand(20_000, 1, 2, 2), generator=torch.Generator().manual_seed(0))
+        t = torch.cat(seen).double()
+        se = t.std().item() / math.sqrt(len(t))
+        assert abs(t.mean().item() - k / (k + 1)) < 4 * se
+    with pytest.raises(ValueError, match="time_power"):
+        flow.FlowMatching(Recorder(), time_power=0)
+
+
+def test_class_ot_pairs_within_each_class_only():
+    g = torch.Generator().manual_seed(4)
+    x0, x1 = torch.randn(12, 3, generator=g), torch.randn(12, 3, generator=g)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2, 1, 0, 1, 2])
+    paired = flow.pair(x0, x1, "class-ot", labels)
+    for c in range(3):
+        idx = (labels == c).nonzero().squeeze(1)
+        group0, group1 = x0[idx], x1[idx]
+        # the class's own noise rows, reordered: the noise handed to class c is unchanged as a set
+        match = torch.cdist(paired[idx], group0).argmin(1)
+        assert torch.equal(paired[idx], group0[match]) and sorted(match.tolist()) == list(range(len(idx)))
+        cost = lambda p: sum(float(((group0[p[i]] - group1[i]) ** 2).sum()) for i in range(len(idx)))  # noqa: E731
+        assert cost(match.tolist()) == pytest.approx(min(cost(p) for p in itertools.permutations(range(len(idx)))))
+    with pytest.raises(ValueError, match="one label per image"):
+        flow.pair(x0, x1, "class-ot")
