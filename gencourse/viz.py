@@ -180,15 +180,23 @@ def _to_2d(frame, value_range):
 
 
 def frame_strip(frames: Sequence[Tensor], *, labels: Sequence[str] | None = None, value_range=(0.0, 1.0),
-                title: str | None = None, size: float = 1.1):
-    """A row of images with captions: the static picture of a slider sweep."""
+                title: str | None = None, size: float = 1.1, ncols: int | None = None):
+    """Images with captions, ``ncols`` per row (default: all in one row): the static picture of a slider
+    sweep.  ``size`` is the width of one panel in inches."""
     n = len(frames)
-    fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.25), squeeze=False)
-    for i, (ax, f) in enumerate(zip(axes[0], frames)):
-        ax.imshow(_to_2d(f, value_range), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ncols = n if ncols is None else max(1, min(int(ncols), n))
+    nrows = -(-n // ncols)
+    images = [_to_2d(f, value_range) for f in frames]
+    aspect = max(im.shape[0] / im.shape[1] for im in images) if n else 1.0
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * aspect * nrows + 0.3 * nrows + 0.3),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
+        if i >= n:
+            continue
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         if labels is not None:
-            ax.set_title(labels[i], fontsize=8)
+            ax.set_title(labels[i], fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -41,6 +41,13 @@ def test_figures_build_without_display():
         viz.latent_scatter(torch.randn(5, 3))
     fig = viz.frame_strip([torch.rand(28, 28) for _ in range(4)], labels=list("abcd"))
     assert len(fig.axes) == 4
+    grid = viz.frame_strip([torch.rand(28, 56) for _ in range(5)], labels=list("abcde"), ncols=2)
+    axes = grid.axes
+    assert len(axes) == 6 and [a.get_title() for a in axes] == list("abcde") + [""]   # 3 rows of 2, last empty
+    assert axes[1].get_position().y0 == pytest.approx(axes[0].get_position().y0)        # a and b side by side
+    assert axes[2].get_position().y0 < axes[0].get_position().y0                        # c below a
+    w, h = grid.get_size_inches()
+    assert w == pytest.approx(2 * 1.1) and h > 3 * 1.1 * 0.5                           # panels keep their aspect
     plt.close("all")
 
 
