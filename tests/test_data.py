@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gencourse import data
+from gencourse.data import datasets, sources, specs
 
 # Published class counts of the official splits (an independent reference).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -47,13 +48,13 @@ def test_bad_arguments():
 def offline_root(tmp_path, monkeypatch):
     """A fresh cache whose offline folder points at the real offline packages (fetched by `make data`)."""
     real = data.data_root() / "offline"
-    if not (real / "dataset-fashion-mnist").is_dir() or data._find_mnist_wheel(data.data_root()) is None:
+    if not (real / "dataset-fashion-mnist").is_dir() or sources._find_mnist_wheel(data.data_root()) is None:
         pytest.fail("the offline packages are missing: run `python -m gencourse data` first")
     (tmp_path / "offline").symlink_to(real)
-    monkeypatch.setattr(data, "SYSTEM_FASHION_DIRS", ())
-    data._load_cached.cache_clear()
+    monkeypatch.setattr(sources, "SYSTEM_FASHION_DIRS", ())
+    datasets._load_cached.cache_clear()
     yield tmp_path
-    data._load_cached.cache_clear()
+    datasets._load_cached.cache_clear()
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion"])
@@ -65,7 +66,7 @@ def test_offline_packages_give_the_official_bytes(offline_root, name):
     raw = offline_root / name / "raw"
     for fname in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         digest = hashlib.sha256((raw / fname).read_bytes()).hexdigest()
-        assert digest == data._SPECS[name].files[fname][0]
+        assert digest == specs._SPECS[name].files[fname][0]
 
 
 def test_corrupt_cache_is_rejected_and_repaired(offline_root):
@@ -74,24 +75,24 @@ def test_corrupt_cache_is_rejected_and_repaired(offline_root):
     blob = bytearray(target.read_bytes())
     blob[100] ^= 1  # flip one bit of one label
     target.write_bytes(bytes(blob))
-    data._load_cached.cache_clear()
+    datasets._load_cached.cache_clear()
     with pytest.raises(data.DataUnavailableError, match="sha256"):
         data.load("fashion", "test", root=offline_root, sources=("cache",))
-    data._load_cached.cache_clear()
+    datasets._load_cached.cache_clear()
     x, y = data.load("fashion", "test", root=offline_root, sources=("cache", "offline"))
     assert torch.bincount(y).tolist() == [1000] * 10
-    assert hashlib.sha256(target.read_bytes()).hexdigest() == data._SPECS["fashion"].files[target.name][0]
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == specs._SPECS["fashion"].files[target.name][0]
 
 
 def test_missing_sources_give_an_actionable_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "SYSTEM_FASHION_DIRS", ())
-    data._load_cached.cache_clear()
+    monkeypatch.setattr(sources, "SYSTEM_FASHION_DIRS", ())
+    datasets._load_cached.cache_clear()
     with pytest.raises(data.DataUnavailableError) as err:
         data.load("fashion", "train", root=tmp_path, sources=("cache", "offline"))
     msg = str(err.value)
     assert "Sources tried" in msg and "- cache:" in msg and "- offline:" in msg
     assert "python -m gencourse data" in msg and str(tmp_path / "fashion" / "raw") in msg
-    data._load_cached.cache_clear()
+    datasets._load_cached.cache_clear()
 
 
 def test_cli_without_sources_fails_cleanly(tmp_path):

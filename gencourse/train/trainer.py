@@ -1,142 +1,24 @@
-"""One training loop for every chapter.
-
-The loop knows nothing about models.  A chapter supplies a *step function*::
-
-    def step(batch, trainer) -> dict[str, Tensor]:
-        loss = ...                          # forward pass (runs under trainer's autocast)
-        trainer.optimize(loss, optimizer)   # zero_grad, backward, (unscale, clip), step
-        return {"loss": loss}               # scalar tensors to log
-
-and :class:`Trainer` runs it for a budget of steps or seconds with
-
-* a ``tqdm.auto`` progress bar showing the running loss;
-* a :class:`History` of the logged values, averaged over each log interval;
-* mixed precision on CUDA (bf16 on Ampere and newer, fp16 with a gradient
-  scaler on older GPUs such as the T4); full precision on the CPU unless asked
-  for (``amp="bf16"``, worth it on CPUs with native bf16 instructions);
-* no host synchronisation on ordinary steps: logged values are summed on the
-  device and copied to the host once every ``log_every`` steps;
-* a check for NaN/inf at every log point that restores the last good weights
-  and raises :class:`NonFiniteLossError` with a clear message;
-* Ctrl-C (``KeyboardInterrupt``) ending the run cleanly: the models keep what
-  they learned and ``fit`` returns the history so far (``history.interrupted``).
-"""
+"""The training loop: :class:`Trainer` runs a chapter's step function for a budget of steps or
+seconds (see :mod:`gencourse.train` for what it does on the way); what it saves and restores is
+in :mod:`gencourse.train.state`."""
 from __future__ import annotations
 
 import contextlib
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Trainer", "History", "NonFiniteLossError", "amp_dtype", "cpu_has_bf16", "adam"]
+from .amp import amp_dtype
+from .history import History
+from .state import TrainerState
 
 
 class NonFiniteLossError(FloatingPointError):
     """A logged value became NaN or infinite; the weights were restored to the last good log point."""
-
-
-@dataclass
-class History:
-    """Logged values of a run: ``values[name][i]`` is the mean of ``name`` over the
-    log interval that ended at step ``steps[i]``, ``times[i]`` seconds into training."""
-
-    steps: list = field(default_factory=list)
-    times: list = field(default_factory=list)
-    values: dict = field(default_factory=dict)
-    interrupted: bool = False
-
-    def append(self, step: int, seconds: float, values: Mapping[str, float]) -> None:
-        n = len(self.steps)
-        for k, v in values.items():
-            # a name that first appears late is padded with NaN so all lists align with steps
-            self.values.setdefault(k, [math.nan] * n).append(float(v))
-        for k, lst in self.values.items():
-            if len(lst) < n + 1:
-                lst.append(math.nan)
-        self.steps.append(int(step))
-        self.times.append(float(seconds))
-
-    def __getitem__(self, name: str) -> list:
-        return self.values[name]
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-    def last(self, name: str) -> float:
-        """Most recent logged value of ``name``."""
-        if not self.values.get(name):
-            raise KeyError(f"nothing logged under {name!r}; logged: {sorted(self.values)}")
-        return self.values[name][-1]
-
-    def to_dict(self) -> dict:
-        return {"steps": list(self.steps), "times": list(self.times),
-                "values": {k: list(v) for k, v in self.values.items()}, "interrupted": self.interrupted}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "History":
-        return cls(list(d["steps"]), list(d["times"]), {k: list(v) for k, v in d["values"].items()},
-                   bool(d.get("interrupted", False)))
-
-    def plot(self, names=None, ax=None, **kw):
-        """Loss curves (see :func:`gencourse.viz.plot_history`)."""
-        from .viz import plot_history
-
-        return plot_history(self, names=names, ax=ax, **kw)
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX), so that
-    ``amp="bf16"`` speeds training up there rather than emulating bf16 slowly."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def amp_dtype(device: torch.device, amp: bool | str = "auto") -> torch.dtype | None:
-    """The autocast dtype for ``device``.
-
-    CUDA: ``"auto"`` (or True) gives bf16 on GPUs that support it and fp16 on older ones
-    (e.g. the T4); ``"bf16"`` / ``"fp16"`` force one.  CPU: full precision (``None``) unless
-    ``amp="bf16"`` is asked for explicitly; it roughly halves the time of matrix products on
-    CPUs with native bf16 (:func:`cpu_has_bf16`), but "auto" stays fp32 there so that results
-    do not depend on the CPU model.  ``False`` always means full precision."""
-    device = torch.device(device)
-    if amp not in (True, False, "auto", "bf16", "fp16", torch.bfloat16, torch.float16):
-        raise ValueError(f"amp must be 'auto', True, False, 'bf16' or 'fp16', got {amp!r}")
-    if amp is False:
-        return None
-    if device.type != "cuda":
-        if amp in ("bf16", torch.bfloat16) and device.type == "cpu":
-            return torch.bfloat16
-        if amp in ("fp16", torch.float16):
-            raise ValueError(f"amp='fp16' needs a CUDA device (got {device}); on the CPU use amp='bf16' or False")
-        return None
-    if amp in ("bf16", torch.bfloat16):
-        return torch.bfloat16
-    if amp in ("fp16", torch.float16):
-        return torch.float16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-
-
-def adam(params, lr: float, betas=(0.9, 0.999), *, weight_decay: float = 0.0, decoupled: bool = False
-         ) -> torch.optim.Optimizer:
-    """Adam (``decoupled=True``: AdamW) with the fused implementation where this torch has it
-    for the parameters' device (one kernel for all parameters instead of a few per tensor:
-    about 15% of a small model's step on a CPU); the same update as the default Adam up to
-    floating-point rounding."""
-    params = list(params)
-    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-    kw = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay)
-    try:
-        return cls(params, fused=True, **kw)
-    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without a fused kernel
-        return cls(params, **kw)
 
 
 def _progress_mode(progress: bool | str) -> str:
@@ -148,7 +30,7 @@ def _progress_mode(progress: bool | str) -> str:
     return "bar"
 
 
-class Trainer:
+class Trainer(TrainerState):
     """Runs ``step_fn(batch, trainer)`` over ``data`` for a budget of steps or seconds.
 
     Parameters
@@ -246,21 +128,6 @@ class Trainer:
                 self.data_epoch, self.data_pos = self.data_epoch + 1, 0
         raise ValueError("data yielded no batches (is the dataset smaller than one batch?)")
 
-    def _snapshot(self):
-        self._good = {
-            "step": self.step,
-            "modules": {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in self.modules.items()},
-            "optimizers": {k: _clone_state(o.state_dict()) for k, o in self.optimizers.items()},
-        }
-
-    def _restore(self):
-        if self._good is None:
-            return None
-        for k, m in self.modules.items():
-            m.load_state_dict(self._good["modules"][k])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(self._good["optimizers"][k])
-        return self._good["step"]
 
     def fit(self, steps: int | None = None, seconds: float | None = None, *,
             callback: Callable[["Trainer"], None] | None = None, callback_every: int | None = None) -> History:
@@ -391,49 +258,6 @@ class Trainer:
         """Training time accumulated over all ``fit`` calls."""
         return self._seconds
 
-    # -- saving and resuming ------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """Everything needed to resume: weights, optimizer and scaler state, step, history, data epoch."""
-        state = {
-            "step": self.step,
-            "seconds": self._seconds,
-            "modules": {k: m.state_dict() for k, m in self.modules.items()},
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "history": self.history.to_dict(),
-            "data_position": [self.data_epoch, self.data_pos],
-            "rng": {"cpu": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-        }
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        missing = {"modules", "step"} - set(state)
-        if missing:
-            raise ValueError(f"not a Trainer state: missing {sorted(missing)}")
-        if set(state["modules"]) != set(self.modules):
-            raise ValueError(f"state has modules {sorted(state['modules'])}, trainer has {sorted(self.modules)}")
-        for k, m in self.modules.items():
-            m.load_state_dict(state["modules"][k])
-        for k, o in self.optimizers.items():
-            if k in state.get("optimizers", {}):
-                o.load_state_dict(state["optimizers"][k])
-        if self.scaler is not None and "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
-        self.step = int(state["step"])
-        self._seconds = float(state.get("seconds", 0.0))
-        if "history" in state:
-            self.history = History.from_dict(state["history"])
-        if "data_position" in state:
-            self.data_epoch, self.data_pos = (int(v) for v in state["data_position"])
-            self._batches = None
-        rng = state.get("rng")
-        if rng is not None:
-            torch.set_rng_state(rng["cpu"])
-            if rng.get("cuda") and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])
-
 
 def _dist_rank_world() -> tuple[int, int]:
     import torch.distributed as dist
@@ -441,13 +265,3 @@ def _dist_rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def _clone_state(obj):
-    if isinstance(obj, Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone_state(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clone_state(v) for v in obj]
-    return obj
