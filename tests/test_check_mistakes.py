@@ -356,3 +356,378 @@ def test_rbm_checks(name):
     _accepts(check, right)
     for fn, message in wrongs:
         _rejects(check, fn, message)
+
+
+# ----------------------------------------------------------------------------- Chapter 4
+from gencourse.checks import gan as check_gan  # noqa: E402
+
+
+def _d_loss(real, fake):
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def _g_losses(fake):
+    return (-F.softplus(fake)).mean(), F.softplus(-fake).mean()
+
+
+def _gp(critic, real, fake, eps, reduce="sum", squared=False, at=None, per_sample=True, create_graph=True,
+        requires_grad=True, reshape=True, power=2):
+    e = eps.reshape(-1, *([1] * (real.dim() - 1))) if reshape else eps
+    x_hat = e * real + (1 - e) * fake if at is None else at
+    x_hat = x_hat.detach().requires_grad_(requires_grad)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum() if reduce == "sum" else scores.mean(), x_hat, create_graph=create_graph)
+    norms = grad.flatten(1).norm(dim=1) if per_sample else grad.norm()
+    if squared:
+        norms = norms**2
+    return ((norms - 1).abs() ** power).mean()
+
+
+def _opt_d(p, q, xlogy_p=True, xlogy_q=True):
+    d = p / (p + q)
+    lp = torch.special.xlogy(p, d) if xlogy_p else p * d.log()
+    lq = torch.special.xlogy(q, 1 - d) if xlogy_q else q * (1 - d).log()
+    return d, lp.sum() + lq.sum()
+
+
+GAN_CASES = {
+    "discriminator_loss": (_d_loss, [
+        (lambda r, f: F.softplus(r).mean() + F.softplus(-f).mean(), "labels are flipped"),
+        (lambda r, f: -_d_loss(r, f), "sign is wrong"),
+        (lambda r, f: F.softplus(-r).mean(), "only the real term"),
+        (lambda r, f: F.softplus(f).mean(), "only the fake term"),
+        (lambda r, f: _d_loss(r, f) / 2, "averaged the two terms"),
+        (lambda r, f: F.softplus(-r).sum() + F.softplus(f).sum(), "sum over the batch"),
+        (lambda r, f: -torch.log(torch.sigmoid(r)).mean() - torch.log(1 - torch.sigmoid(f)).mean(),
+         "real sample with logit -800.*-softplus\\(-logit\\)"),
+        (lambda r, f: F.softplus(-r).mean() - torch.log(1 - torch.sigmoid(f)).mean(),
+         "fake sample with logit \\+800.*-softplus\\(logit\\)"),
+        (lambda r, f: F.binary_cross_entropy(torch.sigmoid(r), torch.ones_like(r))
+         + F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f)), "clamps each log at -100"),
+    ]),
+    "generator_losses": (_g_losses, [
+        (lambda f: _g_losses(f)[::-1], "swapped"),
+        (lambda f: (F.softplus(f).mean(), _g_losses(f)[1]), "sign: the generator MINIMISES"),
+        (lambda f: (_g_losses(f)[0], -F.softplus(-f).mean()), "sign: the generator wants"),
+        (lambda f: (_g_losses(f)[0], F.softplus(f).mean()), "labels are flipped"),
+        (lambda f: tuple(t.detach() for t in _g_losses(f)), "differentiable"),
+        (lambda f: ((-F.softplus(f)).sum(), _g_losses(f)[1]), "saturating loss is not right: sum over the batch"),
+        (lambda f: (_g_losses(f)[0], F.softplus(-f).sum()), "non-saturating loss is not right: sum over the batch"),
+        (lambda f: _g_losses(f)[0], "return a pair"),
+    ]),
+    "gradient_penalty": (_gp, [
+        (lambda c, r, f, e: _gp(c, f, r, e), "interpolation is reversed"),
+        (lambda c, r, f, e: _gp(c, r, f, e, squared=True), "squared norm"),
+        (lambda c, r, f, e: _gp(c, r, f, e, per_sample=False), "per sample"),
+        (lambda c, r, f, e: _gp(c, r, f, e) * len(e), "not a sum"),
+        (lambda c, r, f, e: _gp(c, r, f, e, power=1), "instead of its square"),
+        (lambda c, r, f, e: _gp(c, r, f, e, reduce="mean"), "critic\\(x_hat\\).sum\\(\\)"),
+        (lambda c, r, f, e: _gp(c, r, f, e, at=r), "at the real points"),
+        (lambda c, r, f, e: _gp(c, r, f, e, at=f), "at the fake points"),
+        (lambda c, r, f, e: _gp(c, r, f, e, create_graph=False), "create_graph=True"),
+        (lambda c, r, f, e: _gp(c, r, f, e, requires_grad=False), "x_hat must require grad"),
+        (lambda c, r, f, e: _gp(c, r, f, e, reshape=False), "reshape it to \\(B, 1, ..., 1\\)"),
+    ]),
+    "optimal_discriminator": (_opt_d, [
+        (lambda p, q: (q / (p + q), _opt_d(p, q)[1]), "probability of FAKE"),
+        (lambda p, q: (p / q, _opt_d(p, q)[1]), "inf or NaN.*density ratio"),
+        (lambda p, q: _opt_d(p, q, xlogy_p=False), "0 log 0 must count as 0"),
+        (lambda p, q: _opt_d(p, q, xlogy_q=False), "0 log 0 must count as 0"),
+        (lambda p, q: (_opt_d(p, q)[0], -_opt_d(p, q)[1]), "this is L_D = -V"),
+        (lambda p, q: (_opt_d(p, q)[0], torch.special.xlogy(q, _opt_d(p, q)[0]).sum()
+                       + torch.special.xlogy(p, 1 - _opt_d(p, q)[0]).sum()), "(?i)weight each log by its own"),
+        (lambda p, q: (_opt_d(p, q)[0], _opt_d(p, q)[1] / len(p)), "weighted \\*sum\\*"),
+        (lambda p, q: _opt_d(p, q)[0], "return a pair"),
+    ]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GAN_CASES))
+def test_gan_checks(name):
+    check = getattr(check_gan, name)
+    right, wrongs = GAN_CASES[name]
+    _accepts(check, right)
+    for fn, message in wrongs:
+        _rejects(check, fn, message)
+
+
+# ----------------------------------------------------------------------------- Chapter 5
+from gencourse.checks import img2img as check_img2img  # noqa: E402
+
+
+def _cycle(a, b, g_ab, g_ba):
+    return (g_ba(g_ab(a)) - a).abs().mean() + (g_ab(g_ba(b)) - b).abs().mean()
+
+
+def _geometry(size, layers, pad=True, scale="before", ceil=False):
+    side, field, jump = size, 1, 1
+    for k, s, p in layers:
+        num = side + (2 * p if pad else 0) - k
+        side = -(-num // s) + 1 if ceil else num // s + 1
+        if scale == "before":
+            field += (k - 1) * jump
+        elif scale == "own":
+            field += (k - 1) * jump * s
+        elif scale == "none":
+            field += k - 1
+        jump *= s
+    if scale == "after":
+        field = 1
+        for k, s, p in layers:                      # the recursion r <- (r - 1) s + k, run from the first layer
+            field = (field - 1) * s + k
+    return side, field
+
+
+def _psnr(out, target):
+    return 10 * torch.log10(1 / (out - target).square().flatten(1).mean(1))
+
+
+def _p2p(logits, fake, target, lam):
+    return F.softplus(-logits).mean() + lam * (fake - target).abs().mean()
+
+
+IMG2IMG_CASES = {
+    "cycle_loss": (_cycle, [
+        (lambda a, b, g, f: (f(g(a)) - a).abs().mean(), "only the A -> B -> A"),
+        (lambda a, b, g, f: (g(f(b)) - b).abs().mean(), "only the B -> A -> B"),
+        (lambda a, b, g, f: (g(a) - a).abs().mean() + (f(b) - b).abs().mean(), "one translation with its input"),
+        (lambda a, b, g, f: (f(g(a)) - a).square().mean() + (g(f(b)) - b).square().mean(), "squared errors"),
+        (lambda a, b, g, f: (f(g(a)) - a).abs().sum() + (g(f(b)) - b).abs().sum(), "summed over the elements"),
+        (lambda a, b, g, f: _cycle(a, b, g, f) / 2, "averaged the two directions"),
+        (lambda a, b, g, f: (g(g(a)) - a).abs().mean() + (f(f(b)) - b).abs().mean(), "G\\(G\\(a\\)\\)"),
+        (lambda a, b, g, f: _cycle(a, b, f, g), "composed the wrong way round"),
+        (lambda a, b, g, f: (f(g(a)) - a).mean() + (g(f(b)) - b).mean(), "absolute value is missing"),
+        (lambda a, b, g, f: (f(g(a)) - a).abs().mean(1).sum(0).mean() + (g(f(b)) - b).abs().mean(),
+         "not right"),
+    ]),
+    "patch_geometry": (_geometry, [
+        (lambda n, ls: _geometry(n, ls, pad=False), "left out the padding"),
+        (lambda n, ls: _geometry(n, ls, scale="none"), "without scaling by the strides"),
+        (lambda n, ls: _geometry(n, ls, scale="own"), "own stride"),
+        (lambda n, ls: _geometry(n, ls, scale="after"), "layers \\*after\\* it"),
+        (lambda n, ls: (_geometry(n, ls)[0], _geometry(n, ls)[1] + 2 * sum(p for _, _, p in ls)),
+         "does not change how many pixels"),
+        (lambda n, ls: _geometry(n, ls, ceil=True), "floor\\(\\(n \\+ 2p - k\\) / s\\) \\+ 1"),
+        (lambda n, ls: _geometry(n, ls)[::-1], "output is|one output sees"),
+        (lambda n, ls: _geometry(n, ls)[0], "return a pair"),
+    ]),
+    "psnr": (_psnr, [
+        (lambda o, t: 10 * torch.log(1 / (o - t).square().flatten(1).mean(1)), "natural log"),
+        (lambda o, t: 20 * torch.log10(1 / (o - t).square().flatten(1).mean(1)), "20 log10 goes with"),
+        (lambda o, t: -_psnr(o, t), "sign is flipped"),
+        (lambda o, t: (o - t).square().flatten(1).mean(1), "this is the MSE"),
+        (lambda o, t: 10 * torch.log10(1 / (o - t).abs().flatten(1).mean(1)), "mean absolute error"),
+        (lambda o, t: 10 * torch.log10(255**2 / (o - t).square().flatten(1).mean(1)), "not 255"),
+        (lambda o, t: 10 * torch.log10(1 / (o - t).square().flatten(1).mean(1).sqrt()), "root-mean-square"),
+        (lambda o, t: 10 * torch.log10(1 / (o - t).square().sum(1).flatten(1).mean(1)), "summed over the channels"),
+        (lambda o, t: (10 * torch.log10(1 / (o - t).square().mean())).expand(len(o)), "whole batch"),
+        (lambda o, t: 10 * torch.log10(1 / (o - t).square().mean()), "one PSNR per image"),
+    ]),
+    "pix2pix_loss": (_p2p, [
+        (lambda lg, f, t, lam: _p2p(lg, f, t, 1.0), "lambda is missing"),
+        (lambda lg, f, t, lam: lam * F.softplus(-lg).mean() + (f - t).abs().mean(), "multiplies the adversarial"),
+        (lambda lg, f, t, lam: F.softplus(-lg).mean(), "L1 term is missing"),
+        (lambda lg, f, t, lam: lam * (f - t).abs().mean(), "adversarial term is missing"),
+        (lambda lg, f, t, lam: F.softplus(-lg).mean() + lam * (f - t).square().mean(), "squared error"),
+        (lambda lg, f, t, lam: -F.softplus(lg).mean() + lam * (f - t).abs().mean(), "saturating loss"),
+        (lambda lg, f, t, lam: F.softplus(lg).mean() + lam * (f - t).abs().mean(), "target of the adversarial"),
+        (lambda lg, f, t, lam: F.softplus(-lg).mean() + lam * (f - t).abs().sum(), "you summed it"),
+        (lambda lg, f, t, lam: F.softplus(-lg).sum() + lam * (f - t).abs().mean(), "every logit of the grid"),
+        (lambda lg, f, t, lam: -torch.log(torch.sigmoid(lg)).mean() + lam * (f - t).abs().mean(),
+         "logits \\(-800, 0\\).*softplus\\(-logit\\)"),
+        (lambda lg, f, t, lam: F.binary_cross_entropy(torch.sigmoid(lg), torch.ones_like(lg))
+         + lam * (f - t).abs().mean(), "clamps each log at -100"),
+    ]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMG2IMG_CASES))
+def test_img2img_checks(name):
+    check = getattr(check_img2img, name)
+    right, wrongs = IMG2IMG_CASES[name]
+    _accepts(check, right)
+    for fn, message in wrongs:
+        _rejects(check, fn, message)
+
+
+# ----------------------------------------------------------------------------- Chapter 6
+from gencourse.checks import diffusion as check_diffusion  # noqa: E402
+
+
+def _q(x0, t, noise, abar, index="rows"):
+    a = abar[t][:, None] if index == "rows" else abar[t]
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def _post_mean(x0, xt, t, betas, last="one", beta_shift=0, swap=False):
+    abar = torch.cumprod(1 - betas, 0)
+    prev = (abar[t - 1] if t > 0 else torch.ones((), dtype=betas.dtype)) if last == "one" else abar[t - 1]
+    beta = betas[t + beta_shift] if t + beta_shift >= 0 else betas[t]
+    c0 = prev.sqrt() * beta / (1 - abar[t])
+    ct = (1 - betas[t]).sqrt() * (1 - prev) / (1 - abar[t])
+    return c0 * xt + ct * x0 if swap else c0 * x0 + ct * xt
+
+
+def _ddpm(xt, eps, t, betas, z, clip=True, var="posterior", std=True, noise=True, last="one"):
+    abar = torch.cumprod(1 - betas, 0)
+    a_t = abar[t]
+    prev = (abar[t - 1] if t > 0 else torch.ones((), dtype=betas.dtype)) if last == "one" else abar[t - 1]
+    x0 = (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    x0 = x0.clamp(-1, 1) if clip else x0
+    mean = prev.sqrt() * betas[t] / (1 - a_t) * x0 + (1 - betas[t]).sqrt() * (1 - prev) / (1 - a_t) * xt
+    v = (1 - prev) / (1 - a_t) * betas[t] if var == "posterior" else betas[t]
+    return mean + (v.sqrt() if std else v) * z if noise else mean
+
+
+def _ddim(xt, eps, a_t, a_p, clip=False):
+    x0 = (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    x0 = x0.clamp(-1, 1) if clip else x0
+    return a_p.sqrt() * x0 + (1 - a_p).sqrt() * eps
+
+
+DIFFUSION_CASES = {
+    "alpha_bar": (lambda b: torch.cumprod(1 - b, 0), [
+        (lambda b: torch.cumprod(b, 0), "cumulative product of the betas"),
+        (lambda b: 1 - b, "alpha_t"),
+        (lambda b: torch.cumsum(1 - b, 0), "added instead of multiplying"),
+        (lambda b: torch.cat([torch.ones(1, dtype=b.dtype), torch.cumprod(1 - b, 0)[:-1]]), "off by one"),
+        (lambda b: 1 - torch.cumprod(1 - b, 0), "noise variance"),
+        (lambda b: torch.prod(1 - b), "has shape"),
+    ]),
+    "q_sample": (_q, [
+        (lambda x0, t, n, a: a[t][:, None] * x0 + (1 - a[t][:, None]) * n, "both coefficients"),
+        (lambda x0, t, n, a: a[t][:, None].sqrt() * x0 + (1 - a[t][:, None]) * n, "scaled by the variance"),
+        (lambda x0, t, n, a: a[t][:, None] * x0 + (1 - a[t][:, None]).sqrt() * n, "scaled by alpha_bar"),
+        (lambda x0, t, n, a: (1 - a[t][:, None]).sqrt() * x0 + a[t][:, None].sqrt() * n, "swapped"),
+        (lambda x0, t, n, a: _q(x0, t - 1, n, torch.cat([a, torch.ones(1, dtype=a.dtype)])), "off by one"),
+        (lambda x0, t, n, a: _q(x0, t[:1].expand(len(t)), n, a), "own step"),
+        (lambda x0, t, n, a: _q(x0, t, n, a, index="flat"), "alpha_bar\\[t\\]\\[:, None\\]"),
+    ]),
+    "posterior_mean": (_post_mean, [
+        (lambda *a: _post_mean(*a, swap=True), "swapped"),
+        (lambda x0, xt, t, b: _post_mean(x0, xt, t, b, last="wrap"), "alpha_bar\\[-1\\]"),
+        (lambda x0, xt, t, b: _post_mean(x0, xt, t, b, beta_shift=-1), "betas\\[t - 1\\]"),
+        (lambda x0, xt, t, b: x0, "not right"),
+    ]),
+    "ddpm_step": (_ddpm, [
+        (lambda *a: _ddpm(*a, clip=False), "clipped to \\[-1, 1\\]"),
+        (lambda *a: _ddpm(*a, var="beta"), "sigma_t\\^2 = beta_t"),
+        (lambda *a: _ddpm(*a, std=False), "standard deviation"),
+        (lambda *a: _ddpm(*a, noise=False), "fresh noise"),
+        (lambda *a: _ddpm(*a, last="wrap"), "alpha_bar\\[-1\\]"),
+        (lambda xt, eps, t, b, z: _ddpm(xt, eps, t, b, z) if t > 0 else _ddpm(xt, eps, t, b, z, var="beta"),
+         "adds noise even at the last step"),
+        (lambda xt, eps, t, b, z: _ddim(xt, eps, torch.cumprod(1 - b, 0)[t],
+                                        torch.cumprod(1 - b, 0)[t - 1] if t else torch.ones((), dtype=b.dtype)),
+         "not right"),
+    ]),
+    "ddim_step": (_ddim, [
+        (lambda xt, eps, a_t, a_p: a_p.sqrt() * xt + (1 - a_p).sqrt() * eps, "first predict x0"),
+        (lambda xt, eps, a_t, a_p: a_p.sqrt() * (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+         + (1 - a_t).sqrt() * eps, "noise level of the step you jump to"),
+        (lambda xt, eps, a_t, a_p: a_p * (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt() + (1 - a_p) * eps,
+         "square roots are missing"),
+        (lambda xt, eps, a_t, a_p: a_p.sqrt() * (xt + (1 - a_t).sqrt() * eps) / a_t.sqrt() + (1 - a_p).sqrt() * eps,
+         "subtract the noise"),
+        (lambda *a: _ddim(*a, clip=True), "without clipping"),
+    ]),
+    "guided_noise": (lambda c, u, s: u + s * (c - u), [
+        (lambda c, u, s: c + s * (u - c), "swapped"),
+        (lambda c, u, s: (1 + s) * c - s * u, "other convention"),
+        (lambda c, u, s: u + (c - u), "not scaled"),
+        (lambda c, u, s: s * c, "not right"),
+    ]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIFFUSION_CASES))
+def test_diffusion_checks(name):
+    check = getattr(check_diffusion, name)
+    right, wrongs = DIFFUSION_CASES[name]
+    _accepts(check, right)
+    for fn, message in wrongs:
+        _rejects(check, fn, message)
+
+
+# ----------------------------------------------------------------------------- Chapter 7
+from gencourse.checks import evaluation as check_evaluation  # noqa: E402
+
+
+def _fd(m1, s1, m2, s2, root="eigvals", square_mean=True, factor=2.0):
+    if root == "eigvals":
+        tr = torch.linalg.eigvals(s1 @ s2).sqrt().real.sum()
+    elif root == "real_first":                         # sqrt of the real parts: NaN where they are -1e-15
+        tr = torch.linalg.eigvals(s1 @ s2).real.sqrt().sum()
+    elif root == "eigh":                               # assumes a symmetric matrix
+        tr = torch.linalg.eigvalsh(s1 @ s2).clamp_min(0).sqrt().sum()
+    elif root == "elementwise":
+        tr = (s1 @ s2).sqrt().trace()
+    elif root == "product_of_roots":
+        def sq(s):
+            w, v = torch.linalg.eigh(s)
+            return v @ torch.diag(w.clamp_min(0).sqrt()) @ v.T
+        tr = (sq(s1) @ sq(s2)).trace()
+    mean = ((m1 - m2) ** 2).sum() if square_mean else (m1 - m2).norm()
+    return mean + s1.trace() + s2.trace() - factor * tr
+
+
+def _bpd(nats, dims, levels):
+    return (nats + dims * math.log(levels)) / (dims * math.log(2))
+
+
+def _pr(real, fake, k, self_index=1, swap=False):
+    r_real = torch.cdist(real, real).sort(1).values[:, k - 1 + self_index]
+    r_fake = torch.cdist(fake, fake).sort(1).values[:, k - 1 + self_index]
+    d = torch.cdist(fake, real)
+    p = float((d <= r_real[None, :]).any(1).double().mean())
+    r = float((d <= r_fake[:, None]).any(0).double().mean())
+    return (r, p) if swap else (p, r)
+
+
+def _is(probs, reverse=False, exp=True, exp_first=False):
+    py = probs.mean(0, keepdim=True)
+    kl = ((py * (py.log() - probs.log())) if reverse else (probs * (probs.log() - py.log()))).sum(1)
+    if exp_first:
+        return kl.exp().mean()
+    return kl.mean().exp() if exp else kl.mean()
+
+
+EVALUATION_CASES = {
+    "frechet_distance": (_fd, [
+        (lambda *a: _fd(*a, root="elementwise"), "elementwise square root|NaN.*matrix square root"),
+        (lambda *a: _fd(*a, factor=1.0), "factor 2 is missing"),
+        (lambda *a: _fd(*a, square_mean=False), "\\*squared\\* distance"),
+        (lambda *a: _fd(*a).sqrt(), "do not take a square root"),
+        (lambda *a: _fd(*a, root="product_of_roots"), "do not commute"),
+        (lambda *a: _fd(*a, root="eigh"), "eigh assumes a symmetric matrix"),
+        (lambda *a: _fd(*a, root="real_first"), "singular covariances.*slightly negative"),
+        (lambda m1, s1, m2, s2: ((m1 - m2) ** 2).sum(), "covariance term is missing"),
+    ]),
+    "bits_per_dim": (_bpd, [
+        (lambda n, d, lv: n / (d * math.log(2)), "dequantisation term dims \\* log\\(levels\\) is missing"),
+        (lambda n, d, lv: (n + d * math.log(lv)) / d, "divide by log\\(2\\)"),
+        (lambda n, d, lv: (n + d * math.log2(lv)) / (d * math.log(2)), "must be in nats"),
+        (lambda n, d, lv: (n + d * math.log(lv)) / math.log(2), "divide by the number of pixels"),
+        (lambda n, d, lv: (-n + d * math.log(lv)) / (d * math.log(2)), "already the \\*negative\\*"),
+        (lambda n, d, lv: (n + math.log(lv)) / (d * math.log(2)), "not log\\(levels\\) alone"),
+    ]),
+    "precision_recall": (_pr, [
+        (lambda r, f, k: _pr(r, f, k, swap=True), "swapped"),
+        (lambda r, f, k: _pr(r, f, k, self_index=0), "itself \\(distance 0\\)"),
+        (lambda r, f, k: _pr(r, f, k)[0], "return two numbers"),
+    ]),
+    "inception_score": (_is, [
+        (lambda p: _is(p, reverse=True), "wrong way round"),
+        (lambda p: _is(p, exp=False), "exponential of the mean KL"),
+        (lambda p: _is(p, exp_first=True), "average the KLs first"),
+    ]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVALUATION_CASES))
+def test_evaluation_checks(name):
+    check = getattr(check_evaluation, name)
+    right, wrongs = EVALUATION_CASES[name]
+    _accepts(check, right)
+    for fn, message in wrongs:
+        _rejects(check, fn, message)

@@ -49,11 +49,37 @@ def frechet_distance(fn) -> bool:
                           "negative entries. Use a matrix square root (e.g. the eigenvalues of sigma1 @ sigma2, "
                           "whose square roots sum to tr((sigma1 sigma2)^{1/2}))")
     elementwise = float(((m1 - m2) ** 2).sum() + s1.trace() + s2.trace() - 2 * (s1 @ s2).abs().sqrt().trace())
+    base = float(((m1 - m2) ** 2).sum() + s1.trace() + s2.trace())
+    prod = s1 @ s2
+    sym_lower = torch.tril(prod) + torch.tril(prod, -1).T                     # what eigh reads of a non-symmetric matrix
     expect_close(got, expected, what="d^2 for full covariances", rtol=1e-6, hints={
         "torch.sqrt(sigma1 @ sigma2) is an elementwise square root; FID needs the matrix square root": elementwise,
         "tr((sigma1 sigma2)^{1/2}) is not tr(sigma1^{1/2}) tr(sigma2^{1/2}) nor sqrt(tr(sigma1 sigma2))":
-            float(((m1 - m2) ** 2).sum() + s1.trace() + s2.trace() - 2 * (s1 @ s2).trace().sqrt()),
+            base - 2 * float(prod.trace().sqrt()),
+        "(sigma1 sigma2)^{1/2} is not sigma1^{1/2} sigma2^{1/2} (the two matrices do not commute)":
+            base - 2 * float((_sqrtm_psd(s1) @ _sqrtm_psd(s2)).trace()),
+        "torch.linalg.eigh assumes a symmetric matrix and reads only one triangle; sigma1 @ sigma2 is not "
+        "symmetric: use torch.linalg.eigvals (or the symmetric sigma1^{1/2} sigma2 sigma1^{1/2})":
+            base - 2 * float(torch.linalg.eigvalsh(sym_lower).clamp_min(0).sqrt().sum()),
     })
+    # 3. singular covariances, as FID meets them with fewer samples than feature dimensions (n = 100 in 128-d):
+    #    eigenvalues of sigma1 sigma2 that are 0 in exact arithmetic come out as +-1e-15
+    #    (three pairs, so that some of those rounding errors are negative whatever the LAPACK build)
+    g3 = seeded(4)
+    for _ in range(3):
+        a3, b3 = torch.randn(6, 2, generator=g3, dtype=torch.float64), torch.randn(6, 3, generator=g3, dtype=torch.float64)
+        s1, s2 = a3 @ a3.T, b3 @ b3.T                                          # ranks 2 and 3
+        m1, m2 = torch.randn(6, generator=g3, dtype=torch.float64), torch.randn(6, generator=g3, dtype=torch.float64)
+        root = _sqrtm_psd(s1)
+        expected = float(((m1 - m2) ** 2).sum() + s1.trace() + s2.trace() - 2 * _sqrtm_psd(root @ s2 @ root).trace())
+        got = run(fn, m1.clone(), s1.clone(), m2.clone(), s2.clone(), name="frechet_distance")
+        got_t = torch.as_tensor(got, dtype=torch.float64) if got is not None else None
+        if got_t is not None and not torch.isfinite(got_t).all():
+            raise CheckFailed("the result is NaN for singular covariances (ranks 2 and 3 in 6-d, as with fewer samples "
+                              "than features): eigenvalues of sigma1 @ sigma2 that should be 0 come out slightly "
+                              "negative (about -1e-15), and the square root of a negative real number is NaN. Take the "
+                              "square root of the complex eigenvalues and then the real part, or clamp them at 0 first")
+        expect_close(got, expected, what="d^2 for singular covariances", rtol=1e-6, atol=1e-6)
     return passed("d^2 = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}): the FID formula on any two Gaussians.")
 
 
@@ -70,6 +96,10 @@ def bits_per_dim(fn) -> bool:
         "log(levels) must be in nats, like the NLL, before the total is converted to bits":
             (nats + dims * math.log2(levels)) / (dims * math.log(2)),
         "bits per *dimension*: divide by the number of pixels too": (nats + dims * math.log(levels)) / math.log(2),
+        "nats is already the *negative* log-likelihood: add dims * log(levels) to it, do not subtract it from "
+        "its negation": (-nats + dims * math.log(levels)) / (dims * math.log(2)),
+        "the dequantisation term is dims * log(levels), not log(levels) alone: every pixel was divided by levels":
+            (nats + math.log(levels)) / (dims * math.log(2)),
     })
     return passed(f"-log p = {nats[0]:.1f} nats per image is {float(expected[0]):.3f} bits per pixel of 8-bit data.")
 

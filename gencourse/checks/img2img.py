@@ -5,6 +5,8 @@ per image, in dB, for images in [0, 1]; layer lists are ``[(kernel, stride, padd
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,9 +23,11 @@ def cycle_loss(fn) -> bool:
     g = seeded(0)
     a = torch.rand(4, 3, 5, 5, generator=g, dtype=torch.float64)
     b = torch.rand(4, 3, 5, 5, generator=g, dtype=torch.float64)
-    # two maps that are not each other's inverse, so every mistake gives a different number
-    g_ab = lambda x: 0.8 * x.flip(-1) + 0.1  # noqa: E731
-    g_ba = lambda x: (x.flip(-1) - 0.05) / 0.9  # noqa: E731
+    # two maps that are not each other's inverse and do not commute (a squared mirror image and a scaled
+    # transpose: F(G(x)) != G(F(x))), so every mistake, including the order of composition, gives a
+    # different number
+    g_ab = lambda x: (0.9 * x.flip(-1)) ** 2 + 0.1  # noqa: E731
+    g_ba = lambda x: 1.1 * x.transpose(-1, -2) - 0.1  # noqa: E731
     rec_a, rec_b = g_ba(g_ab(a)), g_ab(g_ba(b))
     expected = (rec_a - a).abs().mean() + (rec_b - b).abs().mean()
     got = expect_scalar(run(fn, a.clone(), b.clone(), g_ab, g_ba, name="cycle_loss"),
@@ -42,6 +46,13 @@ def cycle_loss(fn) -> bool:
         "you averaged the two directions; the loss is their sum": expected / 2,
         "the maps are applied in the wrong order (G(G(a)), F(F(b)))":
             (g_ab(g_ab(a)) - a).abs().mean() + (g_ba(g_ba(b)) - b).abs().mean(),
+        "the round trips are composed the wrong way round: an A image goes through G first and comes back "
+        "through F, F(G(a)) = g_ba(g_ab(a)), and a B image G(F(b)) = g_ab(g_ba(b))":
+            (g_ab(g_ba(a)) - a).abs().mean() + (g_ba(g_ab(b)) - b).abs().mean(),
+        "the absolute value is missing: signed errors cancel; the L1 distance is mean |F(G(a)) - a|":
+            (rec_a - a).mean().abs() + (rec_b - b).mean().abs(),
+        "the absolute value is missing (signed errors cancel): the L1 distance is mean |F(G(a)) - a|":
+            (rec_a - a).mean() + (rec_b - b).mean(),
     })
     ident = lambda x: x  # noqa: E731
     zero = expect_scalar(run(fn, a.clone(), b.clone(), ident, ident, name="cycle_loss"),
@@ -93,11 +104,23 @@ def patch_geometry(fn) -> bool:
             for k, s, _ in layers:
                 own_stride += (k - 1) * jump * s
                 jump *= s
+            after = 1
+            for i, (k, _, _) in enumerate(layers):
+                later = 1
+                for _, s_j, _ in layers[i + 1:]:
+                    later *= s_j
+                after += (k - 1) * later
             if got_rf == summed:
                 hint = " You added (k - 1) per layer without scaling by the strides of the layers before it."
             elif got_rf == own_stride:
                 hint = (" You included the layer's own stride in its factor; a layer's step in input pixels is the "
                         "product of the strides of the layers *before* it.")
+            elif got_rf == after:
+                hint = (" You scaled each layer by the strides of the layers *after* it (or ran the recursion "
+                        "r <- (r - 1) s + k from the first layer); the factor of layer i is the product of the "
+                        "strides *before* it, and the recursion runs from the last layer back to the first.")
+            elif got_rf == rf + 2 * sum(p for _, _, p in layers):
+                hint = " Padding adds zeros around the input; it does not change how many pixels one output sees."
             else:
                 hint = " Use r = 1 + sum_i (k_i - 1) * prod_{j<i} s_j; padding does not change it."
             raise CheckFailed(f"for layers {layers} one output sees {rf}x{rf} input pixels, you returned {got_rf}.{hint}")
@@ -108,9 +131,9 @@ def patch_geometry(fn) -> bool:
 def psnr(fn) -> bool:
     """``fn(output, target) -> (N,)`` PSNR in dB per image, images in [0, 1]: 10 log10(1 / MSE_i)."""
     g = seeded(2)
-    target = torch.rand(5, 1, 6, 6, generator=g, dtype=torch.float64)
+    target = torch.rand(5, 3, 6, 6, generator=g, dtype=torch.float64)      # 3 channels: the mean covers them too
     scale = torch.tensor([0.02, 0.05, 0.1, 0.2, 0.3], dtype=torch.float64)[:, None, None, None]
-    output = (target + scale * torch.randn(5, 1, 6, 6, generator=g, dtype=torch.float64)).clamp(0, 1)
+    output = (target + scale * torch.randn(5, 3, 6, 6, generator=g, dtype=torch.float64)).clamp(0, 1)
     mse = (output - target).square().flatten(1).mean(1)
     expected = 10 * torch.log10(1 / mse)
     got = run(fn, output.clone(), target.clone(), name="psnr")
@@ -126,6 +149,12 @@ def psnr(fn) -> bool:
         "you used the mean absolute error; PSNR is built on the mean squared error":
             10 * torch.log10(1 / (output - target).abs().flatten(1).mean(1)),
         "the maximum value of images in [0, 1] is 1, not 255": 10 * torch.log10(255.0 ** 2 / mse),
+        "10 log10 of the root-mean-square error: 10 log10 goes with the MSE itself (or 20 log10 with the RMSE)":
+            10 * torch.log10(1 / mse.sqrt()),
+        "the MSE is a mean over each image's channels *and* pixels; you summed over the channels":
+            10 * torch.log10(1 / (output - target).square().sum(1).flatten(1).mean(1)),
+        "the MSE of the whole batch was used for every image: compute one MSE per image":
+            (10 * torch.log10(1 / mse.mean())).expand(5),
     }, rtol=1e-6)
     return passed(f"PSNR per image; here from {float(expected.max()):.1f} dB (small error) down to "
                   f"{float(expected.min()):.1f} dB (large error). Each 10 dB is 10x less squared error.")
@@ -155,6 +184,21 @@ def pix2pix_loss(fn) -> bool:
         "say real (1)": F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits)) + lam * l1,
         "the logits went through log directly: D = sigmoid(logit) first (or BCE-with-logits)":
             -logits.clamp_min(1e-12).log().mean() + lam * l1,
+        "the L1 term is a mean over every element; you summed it": adv + lam * (fake - target).abs().sum(),
+        "the adversarial term is a mean over every logit of the grid; you summed it":
+            F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="sum") + lam * l1,
     }, rtol=1e-6)
+    # a discriminator that confidently rejects a fake (logit -800): -log D = 800, computed from the logit
+    bad = torch.tensor([[-800.0, 0.0]], dtype=torch.float64)
+    zero_img = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    val = torch.as_tensor(run(fn, bad, zero_img, zero_img, lam, name="pix2pix_loss")).detach().double().reshape(-1)
+    want = (800.0 + math.log(2)) / 2
+    if not (val.numel() == 1 and bool(torch.isfinite(val).all()) and abs(float(val[0]) - want) < 1e-6 * want):
+        got_v = float(val[0]) if val.numel() else float("nan")
+        why = ("F.binary_cross_entropy on probabilities clamps each log at -100; pass the logits to "
+               "F.binary_cross_entropy_with_logits" if abs(got_v - (100.0 + math.log(2)) / 2) < 1e-3 else
+               "sigmoid(-800) rounds to 0 and its log to -inf; compute -log D as softplus(-logit)")
+        raise CheckFailed(f"for patch logits (-800, 0) and a perfect image the loss should be {want:.2f}, got "
+                          f"{got_v:.4g}: {why}")
     return passed("L_G = -mean log D(x, G(x)) + lambda * mean |G(x) - y|: the adversarial term asks for realistic "
                   "patches, the L1 term for the right image.")
