@@ -19,7 +19,7 @@ Losses as functions, weights explicit: :func:`l1_loss`, :func:`pix2pix_generator
 (adversarial + ``lam`` x L1), :func:`cycle_consistency_loss`, :func:`identity_loss`,
 :func:`cyclegan_generator_loss`, and the least-squares GAN losses :func:`lsgan_discriminator_loss`
 / :func:`lsgan_generator_loss` that CycleGAN uses (the cross-entropy ones are reused from
-:mod:`gencourse.gan_losses`).  :class:`ImageBuffer` keeps past fakes for the discriminators.
+:mod:`gencourse.gan.losses`).  :class:`ImageBuffer` keeps past fakes for the discriminators.
 
 Step functions for :class:`gencourse.train.Trainer`: :func:`pix2pix_step`, :func:`cyclegan_step`.
 Recipes: ``pix2pix-edges-fashion`` (adversarial + L1), ``pix2pix-edges-fashion-l1`` (L1 only),
@@ -39,7 +39,7 @@ from . import img2img_data as tasks
 from . import recipes
 from .train import adam
 from .gan import n_params, to_unit  # noqa: F401  (re-exported: every chapter counts parameters the same way)
-from .gan_losses import discriminator_loss, generator_loss_nonsaturating
+from .gan.losses import discriminator_loss, generator_loss_nonsaturating
 
 __all__ = ["to_signed", "to_unit", "UNet", "PatchDiscriminator", "conv_output_size", "receptive_field",
            "l1_loss", "psnr", "pix2pix_generator_loss", "lsgan_discriminator_loss", "lsgan_generator_loss",
@@ -260,7 +260,7 @@ ADVERSARIAL = ("lsgan", "bce")
 
 
 def adversarial_d_loss(real: Tensor, fake: Tensor, kind: str = "lsgan") -> Tensor:
-    """Discriminator loss of ``kind``: ``"lsgan"`` or ``"bce"`` (:func:`gencourse.gan_losses.discriminator_loss`)."""
+    """Discriminator loss of ``kind``: ``"lsgan"`` or ``"bce"`` (:func:`gencourse.gan.losses.discriminator_loss`)."""
     if kind == "lsgan":
         return lsgan_discriminator_loss(real, fake)
     if kind == "bce":

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gencourse import data, gan, gan_losses as L, metrics, recipes
+from gencourse import data, gan, metrics, recipes
+from gencourse.gan import losses as L
 
 D64 = torch.float64
 
