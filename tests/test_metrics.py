@@ -76,7 +76,7 @@ def test_kid_matches_direct_unbiased_mmd_and_torchmetrics():
     assert r.kid_se > 0 and "4 disjoint subset pairs of 50" in r.protocol
     # equal sizes, one subset holding everything: torchmetrics' estimator is the same number
     with pytest.warns(UserWarning, match="save all extracted features"):
-        tm = KernelInceptionDistance(feature=metrics._Precomputed(4), subsets=1, subset_size=200)
+        tm = KernelInceptionDistance(feature=metrics.distances._Precomputed(4), subsets=1, subset_size=200)
     tm.update(real[:200], real=True)
     tm.update(fake, real=False)
     assert metrics.kid(emb(fake), "mnist", real=emb(real[:200])).kid == pytest.approx(float(tm.compute()[0]), rel=1e-4)
@@ -292,7 +292,7 @@ def test_exercise_checks_accept_the_answers_and_name_the_usual_mistakes():
 
 def test_floor_command_records_and_real_floor_reads_it(tmp_path, monkeypatch):
     path = tmp_path / "floor.json"
-    monkeypatch.setattr(metrics, "FLOOR_PATH", path)
+    monkeypatch.setattr(metrics.protocol, "FLOOR_PATH", path)
     assert metrics.main(["floor", "--n", "60", "--dataset", "mnist"]) == 0
     rec = json.loads(path.read_text())
     assert rec["datasets"]["mnist"]["classifier_sha256"] == metrics.classifier_sha256("mnist")
@@ -311,8 +311,8 @@ def test_leaderboard_cache_is_keyed_by_the_weights_and_drops_rows_of_replaced_we
     import json as _json
 
     side = _json.loads((recipes.WEIGHTS_DIR / "vae-mnist.pt.json").read_text())
-    key = metrics._board_key("vae-mnist", side, 1000, 0)
-    assert side["tensors_sha256"][:16] in key and metrics._current(key)
-    assert metrics._board_key("vae-mnist", dict(side, file_sha256="0" * 64), 1000, 0) == key  # metadata only
-    assert not metrics._current(key.replace(side["tensors_sha256"][:16], "f" * 16))
-    assert not metrics._current("no-such-model|0123456789abcdef|n=1000|seed=0")
+    key = metrics.board._board_key("vae-mnist", side, 1000, 0)
+    assert side["tensors_sha256"][:16] in key and metrics.board._current(key)
+    assert metrics.board._board_key("vae-mnist", dict(side, file_sha256="0" * 64), 1000, 0) == key  # metadata only
+    assert not metrics.board._current(key.replace(side["tensors_sha256"][:16], "f" * 16))
+    assert not metrics.board._current("no-such-model|0123456789abcdef|n=1000|seed=0")
