@@ -52,10 +52,10 @@ _OWNERS: dict[str, str] = {
     "cgan-mnist": "gencourse.gan.recipes",
     "cgan-fashion": "gencourse.gan.recipes",
     "wgan-gp-mnist": "gencourse.gan.recipes",
-    "pix2pix-edges-fashion": "gencourse.img2img",
-    "pix2pix-edges-fashion-l1": "gencourse.img2img",
-    "cyclegan-mnist": "gencourse.img2img",
-    "cyclegan-mnist-nocycle": "gencourse.img2img",
+    "pix2pix-edges-fashion": "gencourse.img2img.recipes",
+    "pix2pix-edges-fashion-l1": "gencourse.img2img.recipes",
+    "cyclegan-mnist": "gencourse.img2img.recipes",
+    "cyclegan-mnist-nocycle": "gencourse.img2img.recipes",
 }
 _RECIPES: dict[str, "Recipe"] = {}
 

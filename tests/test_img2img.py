@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gencourse import checks, data, img2img as I, img2img_data as T, recipes
+from gencourse import checks, data, img2img as I, recipes
+from gencourse.img2img import tasks as T
 from gencourse.checks import img2img as check
 
 D64 = torch.float64
@@ -242,7 +243,7 @@ TINY_CYC = dict(n_train=64, batch_size=8, width=4, depth=3, max_width=8, d_width
 @pytest.mark.parametrize("name,tiny", [("pix2pix-edges-fashion", TINY_P2P), ("pix2pix-edges-fashion-l1", TINY_P2P),
                                        ("cyclegan-mnist", TINY_CYC), ("cyclegan-mnist-nocycle", TINY_CYC)])
 def test_recipes_train_and_evaluate(name, tiny, tmp_path):
-    assert recipes._OWNERS[name] == "gencourse.img2img"
+    assert recipes._OWNERS[name] == "gencourse.img2img.recipes"
     torch.manual_seed(0)
     trainer, mods, cfg = recipes.build_trainer(name, tiny, log_every=2, progress=False)
     hist = trainer.fit(steps=4)

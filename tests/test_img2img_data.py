@@ -5,7 +5,8 @@ import colorsys
 import pytest
 import torch
 
-from gencourse import data, img2img_data as T
+from gencourse import data
+from gencourse.img2img import tasks as T
 
 
 def test_edge_map_of_a_vertical_step():

@@ -37,6 +37,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .. import data
+
 
 __all__ = ["edge_map", "PairedSet", "edges_to_images", "hue_to_rgb", "restyle", "UnpairedSet", "unpaired_mnist",
            "to_classifier", "grey_to_rgb", "DOMAIN_B"]
@@ -102,8 +104,6 @@ def edges_to_images(dataset: str = "fashion", split: str = "train", n: int | Non
     official order, when ``n`` is None).  Train on ``split="train"``, evaluate on the
     held-out ``"test"`` split.  See :class:`PairedSet` for shapes and ranges.
     """
-    from . import data  # here, not at the top: gencourse.data re-exports this module's builders
-
     images, labels = data.load(dataset, split)
     idx = _choose(labels.shape[0], n, seed)
     target = _float(images[idx])
@@ -192,8 +192,6 @@ def domain_b_hues(n: int, seed: int) -> Tensor:
 def unpaired_mnist(split: str = "train", n: int | None = None, *, seed: int = 0, rotate: bool = False) -> UnpairedSet:
     """The unpaired task MNIST (A) <-> coloured MNIST (B), ``n`` images per domain (default: half the split
     each), from disjoint images chosen by ``seed``.  See :class:`UnpairedSet`."""
-    from . import data
-
     images, labels = data.load("mnist", split)
     ia, ib = unpaired_split(labels.shape[0], n, seed)
     hue = domain_b_hues(ib.shape[0], seed)
