@@ -679,8 +679,8 @@ def _pr(real, fake, k, self_index=1, swap=False):
     r_real = torch.cdist(real, real).sort(1).values[:, k - 1 + self_index]
     r_fake = torch.cdist(fake, fake).sort(1).values[:, k - 1 + self_index]
     d = torch.cdist(fake, real)
-    p = float((d <= r_real[None, :]).any(1).double().mean())
-    r = float((d <= r_fake[:, None]).any(0).double().mean())
+    p = float((d < r_real[None, :]).any(1).double().mean())
+    r = float((d < r_fake[:, None]).any(0).double().mean())
     return (r, p) if swap else (p, r)
 
 

@@ -101,12 +101,12 @@ def brute_force_manifold(real, fake, k):
     real, fake = real.double().numpy(), fake.double().numpy()
     dist = lambda a, b: np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
     drr, dff, dfr = dist(real, real), dist(fake, fake), dist(fake, real)
-    r_real = np.sort(drr, 1)[:, k]  # column 0 is the point itself
+    r_real = np.sort(drr, 1)[:, k]  # column 0 is the point itself; balls are open (<), as in the reference code
     r_fake = np.sort(dff, 1)[:, k]
-    precision = np.mean([any(dfr[j, i] <= r_real[i] for i in range(len(real))) for j in range(len(fake))])
-    recall = np.mean([any(dfr[j, i] <= r_fake[j] for j in range(len(fake))) for i in range(len(real))])
-    density = sum((dfr[j] <= r_real).sum() for j in range(len(fake))) / (k * len(fake))
-    coverage = np.mean([dfr[:, i].min() <= r_real[i] for i in range(len(real))])
+    precision = np.mean([any(dfr[j, i] < r_real[i] for i in range(len(real))) for j in range(len(fake))])
+    recall = np.mean([any(dfr[j, i] < r_fake[j] for j in range(len(fake))) for i in range(len(real))])
+    density = sum((dfr[j] < r_real).sum() for j in range(len(fake))) / (k * len(fake))
+    coverage = np.mean([dfr[:, i].min() < r_real[i] for i in range(len(real))])
     return dict(precision=precision, recall=recall, density=density, coverage=coverage)
 
 
@@ -120,6 +120,22 @@ def test_precision_recall_density_coverage_match_brute_force():
     for key in want:
         assert got[key] == pytest.approx(want[key], abs=1e-12), key
     assert 0.5 < got["precision"] < 0.8 and "k = 3" in pr.protocol and "60 generated" in dc.protocol
+
+
+def test_prdc_balls_are_open_like_the_reference_code():
+    # two identical sets: each real ball holds its own centre and, strictly inside, k - 1 neighbours, so
+    # density is exactly 1 (the reference code's value); closed balls would add the k-th neighbour, (k + 1) / k
+    x = gaussian(200, 4, 11)
+    same = metrics.prdc(x, x.clone(), k=5)
+    assert same == {"precision": 1.0, "recall": 1.0, "density": pytest.approx(1.0, abs=1e-12), "coverage": 1.0}
+    # a grid with ties: on the integer lattice many neighbours sit exactly at the k-th distance
+    grid = torch.cartesian_prod(torch.arange(6.0), torch.arange(6.0))
+    got = metrics.prdc(grid, grid + 0.0, k=4)
+    want = brute_force_manifold(grid, grid, k=4)
+    assert got["density"] == pytest.approx(want["density"], abs=1e-12)
+    closed = sum(int((torch.cdist(grid[j:j + 1], grid)[0] <= torch.cdist(grid, grid).sort(1).values[:, 4]).sum())
+                 for j in range(len(grid))) / (4 * len(grid))
+    assert got["density"] < closed                       # the ties on the sphere are left out
 
 
 def test_manifold_metrics_use_an_equal_size_real_subset():

@@ -108,8 +108,8 @@ def _pr_reference(real: torch.Tensor, fake: torch.Tensor, k: int, self_index: in
     d_rr, d_ff, d_fr = torch.cdist(real, real), torch.cdist(fake, fake), torch.cdist(fake, real)
     r_real = d_rr.sort(1).values[:, k - 1 + self_index]
     r_fake = d_ff.sort(1).values[:, k - 1 + self_index]
-    precision = (d_fr <= r_real[None, :]).any(1).double().mean()
-    recall = (d_fr <= r_fake[:, None]).any(0).double().mean()
+    precision = (d_fr < r_real[None, :]).any(1).double().mean()               # open balls, as in the PRDC
+    recall = (d_fr < r_fake[:, None]).any(0).double().mean()                  # reference code
     return float(precision), float(recall)
 
 
