@@ -42,7 +42,7 @@ _OWNERS: dict[str, str] = {
     "ae-fashion-conv": "gencourse.autoencoder",
     "vae-mnist": "gencourse.vae",
     "vae-fashion-2d": "gencourse.vae",
-    "ddpm-mnist": "gencourse.diffusion",
+    "ddpm-mnist": "gencourse.diffusion.recipes",
     "fm-mnist": "gencourse.flow",
     "fm-mnist-class-ot-2k": "gencourse.flow",
     "fm-mnist-ot-2k": "gencourse.flow",
