@@ -59,6 +59,15 @@ _OWNERS: dict[str, str] = {
 }
 _RECIPES: dict[str, "Recipe"] = {}
 
+#: Settings every recipe accepts (``--set grad_clip=1.0``), with their defaults; ``None`` means off.
+#: ``grad_clip`` is the Trainer's gradient-norm clipping (:meth:`gencourse.train.Trainer.optimize`).
+COMMON_SETTINGS: dict[str, Any] = {"grad_clip": None}
+
+
+def resume_changeable(key: str) -> bool:
+    """Whether a resumed run may change setting ``key`` when asked to (learning rates and ``grad_clip``)."""
+    return key in COMMON_SETTINGS or key == "lr" or key.startswith("lr_") or key.endswith("_lr")
+
 
 @dataclass
 class Recipe:
@@ -75,11 +84,27 @@ class Recipe:
     notes: dict = field(default_factory=dict)
 
     def config(self, **overrides) -> dict:
-        """The default config updated with ``overrides``; unknown keys are an error."""
-        unknown = sorted(set(overrides) - set(self.defaults))
+        """The default config updated with ``overrides``.
+
+        Unknown keys are an error; so is a value of the wrong type (the default's) or outside the
+        setting's range (:data:`gencourse.validate.SETTING_RANGES`), with a one-line message naming
+        the setting.  The :data:`COMMON_SETTINGS` (e.g. ``grad_clip``) are accepted by every recipe and
+        appear in the config only when set.
+        """
+        from . import validate
+
+        unknown = sorted(set(overrides) - set(self.defaults) - set(COMMON_SETTINGS))
         if unknown:
-            raise ValueError(f"recipe {self.name!r} has no setting(s) {unknown}; it has {sorted(self.defaults)}")
-        cfg = dict(self.defaults, **overrides)
+            raise ValueError(f"recipe {self.name!r} has no setting(s) {unknown}; it has "
+                             f"{sorted(set(self.defaults) | set(COMMON_SETTINGS))}")
+        checked = {}
+        for k, v in overrides.items():
+            default = self.defaults[k] if k in self.defaults else COMMON_SETTINGS[k]
+            checked[k] = validate.setting(k, v, default, where=f"recipe {self.name!r}: setting")
+        cfg = dict(self.defaults, **checked)
+        for k in COMMON_SETTINGS:
+            if cfg.get(k, None) is None:
+                cfg.pop(k, None)  # an unset common setting is not recorded (old configs stay as they were)
         if self.datasets and cfg.get("dataset") not in self.datasets:
             raise ValueError(f"recipe {self.name!r} trains on {list(self.datasets)}, not {cfg.get('dataset')!r}")
         return cfg
@@ -171,6 +196,7 @@ def build_trainer(name: str, config: Mapping[str, Any] | None = None, *, device:
     step_modules = wrap(modules) if wrap is not None else modules
     opts = recipe.optimizers(step_modules, cfg)
     batches = recipe.data(cfg, device, rank, world_size)
+    trainer_kw.setdefault("grad_clip", cfg.get("grad_clip"))
     trainer = Trainer(recipe.step(step_modules, opts, cfg), batches, modules=modules, optimizers=opts,
                       device=device, desc=name, **trainer_kw)
     return trainer, modules, cfg
@@ -199,14 +225,21 @@ def shipped_meta(name: str) -> dict:
     return json.loads(side.read_text()) if side.is_file() else {}
 
 
-def load_pretrained(name: str, device: torch.device | str = "cpu", *, path: Path | None = None) -> tuple[dict, Any]:
-    """Rebuild recipe ``name`` from its shipped checkpoint; returns ``(modules, checkpoint)``.
+def load_pretrained(name: str, device: torch.device | str = "cpu", *, path: Path | None = None,
+                    dataset: str | None = None, transfer: bool = False) -> tuple[dict, Any]:
+    """Rebuild recipe ``name`` from its shipped checkpoint (or the file ``path``); returns ``(modules, checkpoint)``.
 
     The modules are in eval mode on ``device``; ``checkpoint.metrics`` holds the
     numbers measured when the file was made, ``checkpoint.meta["command"]`` how.
+
+    The file must have been written for recipe ``name`` and trained on ``dataset`` (default: the
+    recipe's default dataset for the shipped file, any dataset for an explicit ``path``); anything
+    else is an error unless ``transfer=True`` (deliberately loading another recipe's weights into
+    this recipe's architecture, built from the file's config).
     """
     from . import checkpoint
 
+    explicit = path
     path = Path(path) if path is not None else weights_path(name)
     if not path.is_file():
         raise FileNotFoundError(
@@ -216,6 +249,19 @@ def load_pretrained(name: str, device: torch.device | str = "cpu", *, path: Path
     ck = checkpoint.load(path, map_location="cpu")
     cfg = {k: v for k, v in ck.config.items() if k != "recipe"}  # the config builds the right architecture
     recipe = get(name)
+    saved_recipe, saved_data = ck.config.get("recipe"), ck.config.get("dataset")
+    want_data = dataset if dataset is not None else (recipe.defaults.get("dataset") if explicit is None else None)
+    if not transfer and saved_recipe is not None and saved_recipe != name:
+        raise ValueError(f"load_pretrained: expected weights of recipe {name!r}, got {path.name} which was saved by "
+                         f"recipe {saved_recipe!r} (dataset {saved_data!r}); fix: "
+                         f"load_pretrained({saved_recipe!r}, path=...), or transfer=True to load it into "
+                         f"{name!r} deliberately")
+    if not transfer and want_data is not None and saved_data is not None and saved_data != want_data:
+        raise ValueError(f"load_pretrained: expected weights trained on {want_data!r}, got {path.name} trained on "
+                         f"{saved_data!r}; fix: pass dataset={saved_data!r} if that is the model you want, or "
+                         "transfer=True")
+    if transfer:
+        cfg = {k: v for k, v in cfg.items() if k in recipe.defaults or k in COMMON_SETTINGS}
     modules = recipe.build(recipe.config(**cfg))
     ck.load_into(modules)
     for m in modules.values():

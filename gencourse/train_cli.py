@@ -84,6 +84,29 @@ def _ddp_wrap(local: int, device: torch.device):
     return wrap
 
 
+def _check_out_folder(out: Path) -> None:
+    """Fail before training when ``out`` cannot hold the run's files; remove the temporary files a
+    killed save left behind (``.state.pt.*.tmp``)."""
+    if out.exists() and not out.is_dir():
+        raise _error(f"--out {out}: expected a folder, got an existing file; fix: choose another --out")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise _error(f"--out {out}: expected a folder, but {parent} is a file; fix: choose another --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _error(f"--out {out}: expected a writable folder, but {parent} is not writable; "
+                     "fix: choose another --out")
+    if out.is_dir():
+        for tmp in sorted(set(out.glob(".*.pt.*.tmp"))):
+            try:
+                size = tmp.stat().st_size
+                tmp.unlink()
+                print(f"removed {tmp} ({size / 1e6:.1f} MB), left by an interrupted save", file=sys.stderr)
+            except OSError:
+                pass
+
+
 def run(args) -> int:
     rank, world, local, dist_device = _init_distributed(args.device)
     try:
@@ -106,6 +129,8 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
         raise _error(f"--minutes must be positive, got {args.minutes}")
     if args.save_every <= 0 or args.log_every <= 0:
         raise _error("--save-every and --log-every must be positive")
+    if args.seed < 0:
+        raise _error(f"--seed: expected an integer >= 0, got {args.seed}; fix: e.g. --seed 0")
     ship_as = getattr(args, "ship_as", None)
     if ship_as is not None and not getattr(args, "ship", False):
         raise _error("--ship-as NAME only makes sense with --ship")
@@ -117,6 +142,7 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
         overrides["dataset"] = args.dataset
     out = args.out if args.out is not None else Path("runs") / args.model
     state_path = out / "state.pt"
+    _check_out_folder(out)
 
     resumed = None
     if args.resume:
@@ -126,11 +152,18 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
             resumed = checkpoint.load(state_path)
         except checkpoint.CheckpointError as err:
             raise _error(f"--resume: {err}") from None
+        saved_recipe = resumed.config.get("recipe")
+        if saved_recipe is not None and saved_recipe != args.model:
+            raise _error(f"--resume: {state_path} is a run of {saved_recipe}, not {args.model}; continue it with "
+                         f"`python -m gencourse train {saved_recipe} --resume --out {out}`, or train {args.model} "
+                         "into another --out")
         saved = {k: v for k, v in resumed.config.items() if k != "recipe"}
-        clash = {k: (saved.get(k), v) for k, v in overrides.items() if saved.get(k) != v}
+        changed = {k: (saved.get(k), v) for k, v in overrides.items() if saved.get(k) != v}
+        clash = {k: ov for k, ov in changed.items() if not recipes.resume_changeable(k)}
         if clash:
-            raise _error(f"--resume continues the saved run; these settings differ from it: {clash}")
-        overrides = saved
+            raise _error(f"--resume continues the saved run; these settings differ from it: {clash} "
+                         "(only learning rates and grad_clip may change on --resume)")
+        overrides = dict(saved, **{k: new for k, (old, new) in changed.items()})
     elif state_path.exists():
         raise _error(f"{state_path} exists: pass --resume to continue that run, or choose another --out")
     try:
@@ -161,9 +194,17 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
         raise _error(f"could not set up {args.model}: {type(err).__name__}: {err}") from None
     resumed_at = None
     if resumed is not None:
+        fresh_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in trainer.optimizers.items()}
         trainer.load_state_dict(resumed.state)
         resumed_at = trainer.step
         _say(f"resuming {args.model} from step {trainer.step} ({state_path})")
+        if changed:
+            for k, o in trainer.optimizers.items():  # the saved optimizer state carries the old rates
+                for g, lr in zip(o.param_groups, fresh_lrs[k]):
+                    g["lr"] = lr
+            trainer.history.events.append({"step": trainer.step, "event": "resumed with changed settings",
+                                           "changed": {k: [old, new] for k, (old, new) in changed.items()}})
+            _say(f"changed on resume: {', '.join(f'{k} {old} -> {new}' for k, (old, new) in changed.items())}")
 
     total = args.steps if args.steps is not None else (None if args.minutes else cfg.get("steps"))
     if total is None and args.minutes is None:
@@ -173,6 +214,8 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
     def save_state():
         if rank == 0:  # one writer; the other ranks hold identical weights
             checkpoint.save(state_path, trainer.state_dict(), config=dict(cfg, recipe=args.model), command=command)
+
+    trainer.stop_signals = ("SIGINT", "SIGTERM")  # a scheduler's SIGTERM saves like Ctrl-C, then exits 143
 
     _say(f"training {args.model} on {device} ({'until step ' + str(total) if total else f'{args.minutes} min'}); "
          f"config {json.dumps(cfg)}", rank)
@@ -195,12 +238,20 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
             trainer.fit(steps=chunk, seconds=seconds)
             save_state()
             if trainer.history.interrupted:
-                _say(f"interrupted at step {trainer.step}; saved {state_path}. Continue with --resume.", rank)
-                return 130
+                _say(f"interrupted ({trainer.stopped_by}) at step {trainer.step}; saved {state_path}. "
+                     "Continue with --resume.", rank)
+                return 143 if trainer.stopped_by == "SIGTERM" else 130
     except NonFiniteLossError as err:
-        save_state()
+        try:
+            save_state()
+        except checkpoint.CheckpointError as save_err:
+            print(f"error: {err}\nerror: {save_err}", file=sys.stderr)
+            return 1
         if rank == 0:
             print(f"error: {err}\nThe last good state is in {state_path}.", file=sys.stderr)
+        return 1
+    except checkpoint.CheckpointError as err:  # e.g. the disk is full: the previous state.pt is intact
+        print(f"error: {err}", file=sys.stderr)
         return 1
     if rank != 0:
         return 0
@@ -221,7 +272,12 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
     metrics["cpu_seconds"] = round(time.process_time(), 1)  # this process, training and evaluation
     if resumed_at is not None:
         metrics["resumed_from_step"] = resumed_at  # cpu_seconds covers this process only
-    recipes.save_pretrained(args.model, modules, cfg, metrics=metrics, command=command, path=out / f"{args.model}.pt")
+    try:
+        recipes.save_pretrained(args.model, modules, cfg, metrics=metrics, command=command,
+                                path=out / f"{args.model}.pt")
+    except checkpoint.CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _say(f"done: {out / (args.model + '.pt')}  metrics: {json.dumps(metrics)}")
     if getattr(args, "ship", False):

@@ -96,7 +96,7 @@ def test_missing_file_and_foreign_pickle(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
         pickle.dump({"x": Evil()}, f)
-    with pytest.raises(checkpoint.CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError, match="not a gencourse checkpoint"):
         checkpoint.load(path)  # weights_only refuses to run the pickled call
 
 

@@ -19,20 +19,35 @@ class TrainerState:
     """Saving, resuming and rolling back a :class:`~gencourse.train.Trainer` (its base class)."""
 
     def _snapshot(self):
+        """Remember the current moment: weights, optimizer (and scaler) state, step, data position,
+        the length of the history and the CPU random state (the NaN roll-back returns to all of them)."""
         self._good = {
             "step": self.step,
             "modules": {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in self.modules.items()},
             "optimizers": {k: _clone_state(o.state_dict()) for k, o in self.optimizers.items()},
+            "scaler": _clone_state(self.scaler.state_dict()) if self.scaler is not None else None,
+            "data_position": (self.data_epoch, self.data_pos),
+            "history_len": len(self.history),
+            "rng": torch.get_rng_state(),
         }
 
     def _restore(self):
+        """Return to the last snapshot (see :meth:`_snapshot`); returns its step."""
         if self._good is None:
             return None
+        good = self._good
         for k, m in self.modules.items():
-            m.load_state_dict(self._good["modules"][k])
+            m.load_state_dict(good["modules"][k])
         for k, o in self.optimizers.items():
-            o.load_state_dict(self._good["optimizers"][k])
-        return self._good["step"]
+            o.load_state_dict(good["optimizers"][k])
+        if self.scaler is not None and good["scaler"] is not None:
+            self.scaler.load_state_dict(good["scaler"])
+        self.step = good["step"]
+        self.data_epoch, self.data_pos = good["data_position"]
+        self._batches = None
+        self.history.truncate(good["history_len"])
+        torch.set_rng_state(good["rng"])
+        return good["step"]
 
     # -- saving and resuming ------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -7,11 +7,12 @@ import contextlib
 import math
 import os
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from .. import validate
 from .amp import amp_dtype
 from .history import History
 from .state import TrainerState
@@ -58,7 +59,8 @@ class Trainer(TrainerState):
                  optimizers: Mapping[str, torch.optim.Optimizer] | torch.optim.Optimizer | None = None,
                  device: torch.device | str | None = None, amp: bool | str = "auto",
                  log_every: int = 50, grad_clip: float | None = None,
-                 progress: bool | str = "auto", desc: str = "training"):
+                 progress: bool | str = "auto", desc: str = "training",
+                 stop_signals: Sequence[str] = ("SIGINT",)):
         if not callable(step_fn):
             raise TypeError("step_fn must be a function step(batch, trainer) -> dict of scalar tensors")
         if log_every < 1:
@@ -71,7 +73,7 @@ class Trainer(TrainerState):
         if device is None:
             first = next((p for m in self.modules.values() for p in m.parameters()), None)
             device = first.device if first is not None else torch.device("cpu")
-        self.device = torch.device(device)
+        self.device = _available_device(device)
         self.dtype = amp_dtype(self.device, amp)
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
         self.log_every, self.grad_clip = log_every, grad_clip
@@ -83,6 +85,12 @@ class Trainer(TrainerState):
         self._batches = None
         self.data_epoch, self.data_pos = 0, 0  # position in a resumable data source
         self._good = None  # snapshot of the last weights that gave finite values
+        bad = [s for s in stop_signals if s not in ("SIGINT", "SIGTERM")]
+        if bad:
+            raise ValueError(f"stop_signals: expected some of ('SIGINT', 'SIGTERM'), got {bad}")
+        self.stop_signals = tuple(stop_signals)
+        self.stopped_by = None  # "SIGINT" / "SIGTERM" when the last fit() was stopped by that signal
+        self._stop_signal = None
 
     # -- helpers for step functions ---------------------------------------------------------
     def autocast(self):
@@ -189,13 +197,17 @@ class Trainer(TrainerState):
             values = dict(zip(names, means))
             bad = [k for k, v in values.items() if not math.isfinite(v)]
             if bad:
-                good_step = self._restore()
-                self.history.append(self.step, base + elapsed, values)
+                what = (f"{', '.join(bad)} became {values[bad[0]]} between steps {self.step - count + 1} "
+                        f"and {self.step}")
+                good_step = self._restore()  # weights, optimizers, step, data position, history, RNG
+                sums, count = {}, 0
+                self.history.events.append({"step": good_step, "event": "non-finite values", "detail": what})
                 raise NonFiniteLossError(
-                    f"{', '.join(bad)} became {values[bad[0]]} between steps {self.step - count + 1} and {self.step}. "
-                    f"Stopped; the weights and optimizer state were restored to step {good_step}, the last log point "
-                    "with finite values. Common causes: a learning rate that is too high, log(0) or division "
-                    "by zero in the loss, or exploding gradients (try grad_clip=1.0)."
+                    f"{what}. Stopped; the weights, optimizer state, step count, data position and history "
+                    f"were restored to step {good_step}, the last log point with finite values. Common causes: "
+                    "a learning rate that is too high, log(0) or division by zero in the loss, or exploding "
+                    "gradients. Try a smaller learning rate or gradient clipping: Trainer(..., grad_clip=1.0), "
+                    "or on the command line --resume --set lr=... and/or --set grad_clip=1.0."
                 )
             self.history.append(self.step, base + elapsed, values)
             self._snapshot()
@@ -209,8 +221,17 @@ class Trainer(TrainerState):
                     bar.update(self.step - start_step - bar.n)
             return over_time
 
+        resumable = hasattr(self.data, "batches")
+        drawn = False  # a batch of the current step was drawn and the step is not yet counted
+        self._stop_signal, self.stopped_by = None, None
+        old_handlers = self._take_signals()
+        values_ctx = (validate.device_values_unchecked() if self.device.type != "cpu"
+                      else contextlib.nullcontext())  # no host sync for argument checks on a GPU
         try:
+            values_ctx.__enter__()
             while True:
+                if self._stop_signal is not None:  # SIGINT / SIGTERM arrived during the last step
+                    raise KeyboardInterrupt
                 done = self.step - start_step
                 if steps is not None and done >= steps:
                     break
@@ -218,6 +239,7 @@ class Trainer(TrainerState):
                 if not distributed and seconds is not None and time.perf_counter() - t0 >= seconds:
                     break
                 batch = self._next_batch()
+                drawn = True
                 with self.autocast():
                     out = self.step_fn(batch, self)
                 if self.scaler is not None:
@@ -228,6 +250,7 @@ class Trainer(TrainerState):
                     v = v.detach().float() if isinstance(v, Tensor) else torch.tensor(float(v))
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 self.step += 1
+                drawn = False
                 count += 1
                 if count >= self.log_every and flush():
                     break
@@ -236,13 +259,20 @@ class Trainer(TrainerState):
             flush()
         except KeyboardInterrupt:
             self.history.interrupted = True
+            self.stopped_by = self._stop_signal or "SIGINT"
+            if drawn and resumable:
+                # stopped inside a step (a second Ctrl-C, or raised by the step function): that batch is
+                # drawn again on resume; the weights may hold part of the step
+                self.data_pos, self._batches = max(self.data_pos - 1, 0), None
             try:
                 flush(collective=False)  # the other ranks may be anywhere: no collective here
             except NonFiniteLossError:
                 pass
-            print(f"Interrupted at step {self.step}: the models keep their weights and the history "
-                  "so far is returned.")
+            print(f"Interrupted ({self.stopped_by}) at step {self.step}: the models keep their weights and the "
+                  "history so far is returned.")
         finally:
+            values_ctx.__exit__(None, None, None)
+            self._give_back_signals(old_handlers)
             self._seconds = base + (time.perf_counter() - t0)
             if bar is not None:
                 bar.close()
@@ -257,6 +287,55 @@ class Trainer(TrainerState):
     def seconds(self) -> float:
         """Training time accumulated over all ``fit`` calls."""
         return self._seconds
+
+    # -- stop signals ---------------------------------------------------------------------
+    def _take_signals(self) -> dict:
+        """During fit(), SIGINT (Ctrl-C, Jupyter's interrupt) and the other ``stop_signals`` (SIGTERM,
+        as sent by timeouts, schedulers and ``docker stop``) end the run after the current step, so
+        the weights, step, data position and history describe the same moment.  A second signal
+        stops at once (mid-step).  Only in the main thread; a signal that is ignored stays ignored."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old = {}
+        for name in self.stop_signals:
+            sig = getattr(signal, name)
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                continue
+
+            def handler(signum, frame, name=name):
+                if self._stop_signal is not None:
+                    raise KeyboardInterrupt
+                self._stop_signal = name
+
+            try:
+                old[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):  # e.g. not allowed in this interpreter
+                pass
+        return old
+
+    @staticmethod
+    def _give_back_signals(old: dict) -> None:
+        import signal
+
+        for sig, handler in old.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _available_device(device) -> torch.device:
+    """``torch.device(device)``, or an error when it names a CUDA / MPS device this machine does not have
+    (rather than training on the CPU while reporting the GPU)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"Trainer: expected an available device, got device={str(device)!r} but torch sees no "
+                           "CUDA GPU; fix: pass device='cpu', or gencourse.utils.get_device('auto')")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError(f"Trainer: expected an available device, got device={str(device)!r} but MPS is not "
+                           "available; fix: pass device='cpu', or gencourse.utils.get_device('auto')")
+    return dev
+
 
 
 def _dist_rank_world() -> tuple[int, int]:
