@@ -35,7 +35,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "assets" / "weights"
 
 #: recipe name -> module that registers it (imported lazily by :func:`get`); one line per recipe
 _OWNERS: dict[str, str] = {
-    "rbm-mnist": "gencourse.rbm",
+    "rbm-mnist": "gencourse.rbm.recipes",
     "classifier-mnist": "gencourse.classifiers",
     "classifier-fashion": "gencourse.classifiers",
     "ae-fashion-2d": "gencourse.autoencoder",
