@@ -240,17 +240,46 @@ def test_leaderboard_scores_shipped_models_and_skips_the_rest(tmp_path, monkeypa
         recipes.save_pretrained("toy-sampler", recipe.build({}), recipe.config(),
                                 metrics={"test_elbo_nats": -90.5, "protocol": "made up"})
         fast = metrics.leaderboard(["toy-sampler"], n=200, use_cache=False, compute_missing=False, floors=False)
-        assert fast.rows == [{"model": "toy-sampler", "dataset": "mnist", "test_elbo_nats": -90.5,
-                              "likelihood_protocol": "made up"}] and "not scored" in fast.skipped["toy-sampler"]
+        assert fast.rows == [] and "not scored" in fast.skipped["toy-sampler"]
+        assert fast.likelihoods == [{"model": "toy-sampler", "data": "mnist: see the protocol",
+                                     "estimate": "-ELBO (upper bound)", "nll_nats": 90.5, "protocol": "made up"}]
         board = metrics.leaderboard(["toy-sampler", "no-such-model"], n=200, use_cache=False, verbose=False)
     finally:
         recipes._RECIPES.pop("toy-sampler", None)
     rows = {r["model"]: r for r in board.rows}
     assert set(rows) == {"toy-sampler", "real data (mnist train subset)"}, board.skipped
-    assert rows["toy-sampler"]["test_elbo_nats"] == -90.5 and rows["toy-sampler"]["class_accuracy"] > 0.97
+    assert "test_elbo_nats" not in rows["toy-sampler"] and rows["toy-sampler"]["class_accuracy"] > 0.97
     assert "no-such-model" in board.skipped
     text = str(board)
-    assert "toy-sampler" in text and "test_elbo_nats" in text and "made up" in text
+    assert "toy-sampler" in text and "90.50" in text and "made up" in text and "lower is better" in text
+
+
+def test_leaderboard_likelihoods_are_nlls_kept_apart_by_data():
+    """One convention (NLL in nats per image, lower is better), the data variant and protocol on every row,
+    and the RBM's 40,000-distribution AIS figure rather than the recipe's optimistic 14,500-distribution one."""
+    rows = {m: metrics.board.likelihood_rows(m, recipes.shipped_meta(m)) for m in ("vae-mnist", "rbm-mnist",
+                                                                                     "vae-mnist-beta1")}
+    side = {m: recipes.shipped_meta(m)["metrics"] for m in rows}
+    vae = {r["estimate"]: r for r in rows["vae-mnist"]}
+    assert vae["-ELBO (upper bound)"]["nll_nats"] == -side["vae-mnist"]["test_elbo_nats"]
+    assert vae["-IWAE, k = 1000 (upper bound)"]["nll_nats"] == side["vae-mnist"]["test_iwae_nll_nats_k1000"]
+    assert vae["-ELBO (upper bound)"]["nll_nats"] > vae["-IWAE, k = 1000 (upper bound)"]["nll_nats"] > 0
+    (rbm,) = rows["rbm-mnist"]
+    assert rbm["nll_nats"] == -side["rbm-mnist"]["ais_test_ll_40000_betas"] and rbm["stderr"] == 0.26
+    assert "40,000" in rbm["estimate"] and "14,500" in rbm["protocol"]
+    assert "thresholded" in rbm["data"] and "binarised" in vae["-ELBO (upper bound)"]["data"]
+    assert len({rows[m][0]["data"] for m in rows}) == 3          # three data variants: never in one table
+    assert all(r["protocol"] for rs in rows.values() for r in rs)
+
+
+def test_every_shipped_model_is_on_the_board_or_listed_with_its_reason():
+    board = metrics.leaderboard(n=1000, compute_missing=False, verbose=False)
+    shipped = {p.stem for p in recipes.WEIGHTS_DIR.glob("*.pt")}
+    on_board = {r["model"] for r in board.rows}
+    assert shipped <= on_board | set(board.skipped), shipped - on_board - set(board.skipped)
+    assert not on_board & set(board.skipped)                      # never both
+    assert all(board.skipped[m] for m in shipped - on_board)
+    assert "translator" in board.skipped["pix2pix-edges-fashion"] and "classifier" in board.skipped["classifier-mnist"]
 
 
 # --- input checks and the optional Inception-FID ------------------------------------------------
