@@ -177,11 +177,16 @@ def inception_score(fake, dataset: str, *, splits: int = IS_SPLITS, device: torc
 _RADII: dict = {}
 
 
-def _exact_cdist(a: Tensor, b: Tensor) -> Tensor:
-    """Euclidean distances summed coordinate by coordinate (no |a|^2 + |b|^2 - 2 a.b shortcut): d(a, b) and
-    d(b, a) are then the same float, so a point at exactly the k-th distance is outside the open ball whichever
-    side it is computed from (the shortcut rounds the two differently, about 1e-15, and decides ties at random)."""
-    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+#: relative tolerance under which a distance counts as equal to a ball's radius (a tie: outside an open ball)
+TIE_RTOL = 1e-9
+
+
+def _inside(d: Tensor, radius: Tensor) -> Tensor:
+    """``d < radius`` for open balls, with ties decided the same whichever way they were computed: the
+    matrix-product distances of ``torch.cdist`` round d(a, b) and d(b, a) differently (about 1e-14 relative
+    in float64 near the radius), so a point at exactly the k-th distance would otherwise land inside or
+    outside at random.  Distances within ``TIE_RTOL`` of the radius count as on the sphere, hence outside."""
+    return d < radius * (1 - TIE_RTOL)
 
 
 def _knn_radii(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
@@ -190,7 +195,7 @@ def _knn_radii(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
         raise ValueError(f"need more than k = {k} points for k-nearest-neighbour radii, got {len(x)}")
     out = []
     for i in range(0, len(x), chunk):
-        d = _exact_cdist(x[i:i + chunk], x)                    # (chunk, N)
+        d = torch.cdist(x[i:i + chunk], x)                     # (chunk, N)
         out.append(d.topk(k + 1, dim=1, largest=False).values[:, k])  # index 0 is the point itself
     return torch.cat(out)
 
@@ -222,9 +227,9 @@ def prdc(real: Tensor, fake: Tensor, k: int = K_NEAREST, *, real_radii: Tensor |
 
     The balls are *open* (a point counts as inside when its distance is strictly less than the radius), as in
     the authors' reference code (Naeem et al., 2020, ``clovaai/generative-evaluation-prdc``).  It matters only
-    with ties: with open balls and exact distances (:func:`_exact_cdist`) two identical sets give density
-    exactly 1 (each real ball holds its own centre and k - 1 neighbours); closed balls also count the k-th
-    neighbour on the sphere, (k + 1) / k."""
+    with ties: with open balls (a tie within rounding counts as outside, :func:`_inside`) two identical sets
+    give density exactly 1 (each real ball holds its own centre and k - 1 neighbours); closed balls also
+    count the k-th neighbour on the sphere, (k + 1) / k."""
     real_f, fake_f = real.double(), fake.double()
     r_real = _knn_radii(real_f, k) if real_radii is None else real_radii
     r_fake = _knn_radii(fake_f, k)
@@ -232,12 +237,13 @@ def prdc(real: Tensor, fake: Tensor, k: int = K_NEAREST, *, real_radii: Tensor |
     recalled = torch.zeros(len(real_f), dtype=torch.bool)     # per real: inside some fake ball
     nearest = torch.full((len(real_f),), math.inf, dtype=torch.float64)  # per real: distance to nearest fake
     for i in range(0, len(fake_f), chunk):
-        d = _exact_cdist(fake_f[i:i + chunk], real_f)          # (chunk, N)
-        inside[i:i + chunk] = (d < r_real[None, :]).sum(1).double()
-        recalled |= (d < r_fake[i:i + chunk, None]).any(0)
+        d = torch.cdist(fake_f[i:i + chunk], real_f)           # (chunk, N)
+        inside[i:i + chunk] = _inside(d, r_real[None, :]).sum(1).double()
+        recalled |= _inside(d, r_fake[i:i + chunk, None]).any(0)
         nearest = torch.minimum(nearest, d.min(0).values)
     return {"precision": float((inside > 0).double().mean()), "recall": float(recalled.double().mean()),
-            "density": float(inside.sum() / (k * len(fake_f))), "coverage": float((nearest < r_real).double().mean())}
+            "density": float(inside.sum() / (k * len(fake_f))),
+            "coverage": float(_inside(nearest, r_real).double().mean())}
 
 
 def _manifold_protocol(m: dict, dataset: str, what: str) -> str:
