@@ -28,8 +28,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-__all__ = ["Recipe", "register", "get", "names", "build_trainer", "batches", "weights_path", "load_pretrained",
-           "save_pretrained", "shipped_meta", "WEIGHTS_DIR"]
+__all__ = ["Recipe", "register", "get", "names", "build_trainer", "batches", "smoke_settings", "weights_path",
+           "load_pretrained", "save_pretrained", "shipped_meta", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "assets" / "weights"
 
@@ -180,26 +180,51 @@ def batches(cfg: Mapping[str, Any], device, rank: int, world_size: int, *tensors
 
 
 def build_trainer(name: str, config: Mapping[str, Any] | None = None, *, device: torch.device | str = "cpu",
-                  rank: int = 0, world_size: int = 1, wrap: Callable[[dict], dict] | None = None, **trainer_kw):
+                  rank: int = 0, world_size: int = 1, **trainer_kw):
     """Modules, optimizers, data and a :class:`~gencourse.train.Trainer` for recipe ``name``.
 
-    ``wrap`` (e.g. DistributedDataParallel) may replace the modules used by the
-    step function; the trainer still saves the unwrapped ones.  Returns
-    ``(trainer, modules, config)``.
+    With ``world_size > 1`` (under ``torchrun``, the process group initialised) batch norm
+    layers become :class:`~gencourse.train.distributed.GlobalBatchNorm` (statistics of the
+    global batch) and the Trainer averages gradients over the ranks; the step function
+    uses the plain modules either way.  Returns ``(trainer, modules, config)``.
     """
     from .train import Trainer
+    from .train.distributed import convert_batchnorm
 
     recipe = get(name)
     cfg = recipe.config(**dict(config or {}))
     device = torch.device(device)
     modules = {k: m.to(device) for k, m in recipe.build(cfg).items()}
-    step_modules = wrap(modules) if wrap is not None else modules
-    opts = recipe.optimizers(step_modules, cfg)
+    if world_size > 1:
+        modules = {k: convert_batchnorm(m) for k, m in modules.items()}
+    opts = recipe.optimizers(modules, cfg)
     batches = recipe.data(cfg, device, rank, world_size)
     trainer_kw.setdefault("grad_clip", cfg.get("grad_clip"))
-    trainer = Trainer(recipe.step(step_modules, opts, cfg), batches, modules=modules, optimizers=opts,
+    trainer = Trainer(recipe.step(modules, opts, cfg), batches, modules=modules, optimizers=opts,
                       device=device, desc=name, **trainer_kw)
     return trainer, modules, cfg
+
+
+#: tiny sizes for smoke runs, by setting name (a list value: one entry per layer)
+_SMOKE = {"n_train": 256, "batch_size": 16, "hidden": [32, 16], "channels": [4, 8], "channel_mults": [1, 2],
+          "width": 8, "d_width": 8, "max_width": 8, "c1": 4, "c2": 8, "c3": 8, "n_hidden": 16, "n_chains": 8,
+          "eval_samples": 64, "eval_n": 64, "n_test": 64, "ais_chains": 4, "ais_betas": 20, "eval_k": 4,
+          "sample_steps": 2, "buffer": 4}
+
+
+def smoke_settings(name: str) -> dict:
+    """Overrides that make recipe ``name`` tiny (a few hundred images, a few channels a layer) for
+    smoke runs: the test suite's torchrun and fp16 runs and the GPU check's ``--dry-run``.  Only
+    sizes change, never the code path (losses, couplings, norms and schedules stay)."""
+    defaults = get(name).defaults
+    out = {}
+    for key, value in _SMOKE.items():
+        if key not in defaults:
+            continue
+        if isinstance(defaults[key], list) != isinstance(value, list):  # e.g. a U-Net's int channel count
+            value = value[-1] if isinstance(value, list) else [value]
+        out[key] = value
+    return out
 
 
 def weights_path(name: str) -> Path:

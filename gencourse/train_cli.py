@@ -14,10 +14,14 @@ Files in the output folder (``--out``, default ``runs/MODEL``):
 finds them; the recorded command is then exactly how the shipped file was made.
 
 Data parallelism: under ``torchrun --nproc_per_node=N -m gencourse train ...``
-each process trains a DistributedDataParallel copy (NCCL on GPUs, gloo on the
-CPU); the recipe's data function gets ``rank`` and ``world_size`` and shards the
-GPU-resident batches (``config["batch_size"]`` is the *global* batch); only rank
-0 prints and writes files.  Learning rates are used as configured, not scaled.
+each process trains a copy (NCCL on GPUs, gloo on the CPU) that starts from rank
+0's weights; the Trainer averages every update's gradients over the processes and
+batch norm uses the statistics of the global batch (:mod:`gencourse.train.distributed`),
+so N processes compute what one process computes with the global batch, up to each
+rank's own random draws.  The recipe's data function gets ``rank`` and ``world_size``
+and shards the device-resident batches (``config["batch_size"]`` is the *global*
+batch); only rank 0 prints and writes files.  Learning rates are used as
+configured, not scaled.
 """
 from __future__ import annotations
 
@@ -61,27 +65,22 @@ def _say(msg: str, rank: int = 0) -> None:
 
 
 def _init_distributed(device_arg: str):
-    """(rank, world_size, local_rank, device) from torchrun's environment; initialises the process group."""
+    """(rank, world_size, local_rank, device, owned) from torchrun's environment; initialises the
+    process group unless the caller already has (``owned``: whether this call did, so :func:`run`
+    destroys only a group it made; several runs in one launch then share one group)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1, 0, None
+        return 0, 1, 0, None, False
     import torch.distributed as dist
 
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_arg != "cpu"
     if use_cuda:
         torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    return rank, world, local, torch.device("cuda", local) if use_cuda else torch.device("cpu")
-
-
-def _ddp_wrap(local: int, device: torch.device):
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    def wrap(modules: dict) -> dict:
-        return {k: DDP(m, device_ids=[local] if device.type == "cuda" else None)
-                if any(p.requires_grad for p in m.parameters()) else m for k, m in modules.items()}
-    return wrap
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return rank, world, local, torch.device("cuda", local) if use_cuda else torch.device("cpu"), owned
 
 
 def _check_out_folder(out: Path) -> None:
@@ -108,11 +107,11 @@ def _check_out_folder(out: Path) -> None:
 
 
 def run(args) -> int:
-    rank, world, local, dist_device = _init_distributed(args.device)
+    rank, world, local, dist_device, owned = _init_distributed(args.device)
     try:
         return _run(args, rank, world, local, dist_device)
     finally:
-        if world > 1:
+        if owned:
             import torch.distributed as dist
 
             dist.destroy_process_group()
@@ -189,7 +188,7 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
     try:
         trainer, modules, cfg = recipes.build_trainer(
             args.model, cfg, device=device, rank=rank, world_size=world, log_every=args.log_every,
-            progress="auto", amp=amp, wrap=_ddp_wrap(local, device) if world > 1 else None)
+            progress="auto", amp=amp)
     except Exception as err:  # e.g. the dataset cannot be loaded
         raise _error(f"could not set up {args.model}: {type(err).__name__}: {err}") from None
     resumed_at = None

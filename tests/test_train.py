@@ -154,14 +154,15 @@ def test_resume_from_state_dict_equals_one_run(gen):
     assert b.step == 14 and b.history.steps[-1] == 14
 
 
-def test_amp_dtype_on_cpu_is_full_precision_unless_bf16_is_asked_for():
+def test_amp_dtype_on_cpu_is_full_precision_unless_asked_for():
     assert amp_dtype(torch.device("cpu")) is None
     assert amp_dtype(torch.device("cpu"), True) is None
     assert amp_dtype(torch.device("cpu"), False) is None
     assert amp_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
+    assert amp_dtype(torch.device("cpu"), "fp16") is torch.float16  # the T4 path, emulated
     assert amp_dtype(torch.device("cuda"), False) is None
-    with pytest.raises(ValueError, match="CUDA"):
-        amp_dtype(torch.device("cpu"), "fp16")
+    with pytest.raises(ValueError, match="CUDA or the CPU"):
+        amp_dtype(torch.device("meta"), "fp16")
     with pytest.raises(ValueError, match="'auto', True, False"):
         amp_dtype(torch.device("cuda"), "int8")
 

@@ -19,7 +19,9 @@ class BatchIterator:
     Data parallelism: with ``world_size`` W and ``rank`` r, each step's global
     batch of ``batch_size * W`` indices is the same on every rank and rank r
     takes rows ``[r * batch_size, (r + 1) * batch_size)`` of it, so W ranks
-    together see exactly what one process with batch ``batch_size * W`` sees.
+    together see exactly the images one process with batch ``batch_size * W`` sees.
+    (What the *training* then equals, with batch norm and random draws, is in
+    :mod:`gencourse.train.distributed`.)
 
     Yields a tensor when built from one tensor, else a tuple of tensors.
     """

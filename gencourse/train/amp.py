@@ -19,19 +19,23 @@ def amp_dtype(device: torch.device, amp: bool | str = "auto") -> torch.dtype | N
 
     CUDA: ``"auto"`` (or True) gives bf16 on GPUs that support it and fp16 on older ones
     (e.g. the T4); ``"bf16"`` / ``"fp16"`` force one.  CPU: full precision (``None``) unless
-    ``amp="bf16"`` is asked for explicitly; it roughly halves the time of matrix products on
-    CPUs with native bf16 (:func:`cpu_has_bf16`), but "auto" stays fp32 there so that results
-    do not depend on the CPU model.  ``False`` always means full precision."""
+    ``amp="bf16"`` or ``"fp16"`` is asked for explicitly.  bf16 roughly halves the time of matrix
+    products on CPUs with native bf16 (:func:`cpu_has_bf16`); fp16 on the CPU is slow and exists
+    to run the T4's code path (fp16 autocast with a gradient scaler) where there is no GPU.
+    "auto" stays fp32 on the CPU so that results do not depend on the CPU model.  ``False``
+    always means full precision."""
     device = torch.device(device)
     if amp not in (True, False, "auto", "bf16", "fp16", torch.bfloat16, torch.float16):
         raise ValueError(f"amp must be 'auto', True, False, 'bf16' or 'fp16', got {amp!r}")
     if amp is False:
         return None
     if device.type != "cuda":
-        if amp in ("bf16", torch.bfloat16) and device.type == "cpu":
+        if device.type == "cpu" and amp in ("bf16", torch.bfloat16):
             return torch.bfloat16
-        if amp in ("fp16", torch.float16):
-            raise ValueError(f"amp='fp16' needs a CUDA device (got {device}); on the CPU use amp='bf16' or False")
+        if device.type == "cpu" and amp in ("fp16", torch.float16):
+            return torch.float16
+        if amp in ("bf16", "fp16", torch.bfloat16, torch.float16):
+            raise ValueError(f"amp={amp!r} is for CUDA or the CPU, not {device}; use amp=False")
         return None
     if amp in ("bf16", torch.bfloat16):
         return torch.bfloat16

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import validate
+from . import distributed
 from .amp import amp_dtype
 from .history import History
 from .state import TrainerState
@@ -75,10 +76,12 @@ class Trainer(TrainerState):
             device = first.device if first is not None else torch.device("cpu")
         self.device = _available_device(device)
         self.dtype = amp_dtype(self.device, amp)
-        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        # fp16 needs loss scaling (bf16 has fp32's exponent range); on the CPU this emulates a T4
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == torch.float16 else None
         self.log_every, self.grad_clip = log_every, grad_clip
         self.progress, self.desc = progress, desc
-        self.rank, self.world_size = _dist_rank_world()
+        self.rank, self.world_size = distributed.rank_world()
+        distributed.broadcast_state(self.modules)  # under torchrun every rank starts from rank 0's weights
         self.step = 0  # global step count, kept across fit() calls
         self.history = History()
         self._seconds = 0.0  # training time accumulated over fit() calls
@@ -100,16 +103,26 @@ class Trainer(TrainerState):
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def optimize(self, loss: Tensor, optimizer: torch.optim.Optimizer, *, retain_graph: bool = False) -> None:
-        """``zero_grad``, backward (scaled under fp16), optional clipping, ``step``."""
+        """``zero_grad``, backward (scaled under fp16), gradients averaged over the ranks under
+        ``torchrun`` (:func:`~gencourse.train.distributed.average_gradients`), optional clipping, ``step``.
+
+        A step function may call it any number of times, for one optimizer or several (a GAN's
+        ``g_steps`` generator updates), or not at all: under fp16 each call is a complete
+        scaled update (``scaler.step`` then ``scaler.update``), so an update whose gradients
+        overflowed is skipped on its own and the scale shrinks before the next one."""
         optimizer.zero_grad(set_to_none=True)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
         if self.scaler is not None:
             self.scaler.scale(loss).backward(retain_graph=retain_graph)
+            distributed.average_gradients(params)  # an inf on one rank reaches all: all skip together
             if self.grad_clip is not None:
                 self.scaler.unscale_(optimizer)
                 self._clip(optimizer)
             self.scaler.step(optimizer)
+            self.scaler.update()
         else:
             loss.backward(retain_graph=retain_graph)
+            distributed.average_gradients(params)
             if self.grad_clip is not None:
                 self._clip(optimizer)
             optimizer.step()
@@ -242,8 +255,6 @@ class Trainer(TrainerState):
                 drawn = True
                 with self.autocast():
                     out = self.step_fn(batch, self)
-                if self.scaler is not None:
-                    self.scaler.update()
                 if not isinstance(out, Mapping):
                     raise TypeError(f"step_fn must return a dict of scalar tensors, got {type(out).__name__}")
                 for k, v in out.items():
@@ -335,12 +346,3 @@ def _available_device(device) -> torch.device:
         raise RuntimeError(f"Trainer: expected an available device, got device={str(device)!r} but MPS is not "
                            "available; fix: pass device='cpu', or gencourse.utils.get_device('auto')")
     return dev
-
-
-
-def _dist_rank_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
