@@ -199,11 +199,11 @@ class Trainer(TrainerState):
                 dist.all_reduce(packed, op=dist.ReduceOp.SUM)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 over_time = bool(flag.item() > 0)
-                if count == 0:
+                if count == 0 or not names:  # nothing logged (e.g. steps that return {})
                     return over_time
                 means = (packed[:-1] / self.world_size).tolist()
             else:
-                if count == 0:
+                if count == 0 or not sums:
                     return over_time
                 names = list(sums)
                 means = (torch.stack([sums[k] for k in names]) / count).tolist()  # the one host sync
