@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import data as _data
-from . import recipes
+from . import recipes, validate
 
 __all__ = ["kl_diag_gaussian", "kl_monte_carlo", "reparameterize", "log_normal_diag", "binarize", "VAE", "ELBO",
            "elbo", "iwae_bound", "estimate_nll", "grid_log_likelihood", "gradient_estimates", "active_units"]
@@ -42,8 +42,14 @@ def kl_diag_gaussian(mu: Tensor, log_var: Tensor) -> Tensor:
     """KL( N(mu, diag sigma^2) || N(0, I) ) in nats, summed over the last dimension.
 
     ``KL = 1/2 * sum_j (sigma_j^2 + mu_j^2 - 1 - log sigma_j^2) >= 0`` with ``log_var = log sigma^2``.
-    Shapes (..., d) -> (...).
+    Shapes (..., d) -> (...); ``mu`` and ``log_var`` must have the same shape (no broadcasting).
     """
+    validate.tensor(mu, "kl_diag_gaussian: mu", dtype="float", fix="pass the encoder's means, shape (..., d)")
+    if mu.dim() == 0:
+        validate.fail("kl_diag_gaussian: mu", "at least one dimension (..., d)", validate.describe(mu),
+                      "pass mu with its latent dimension last, e.g. shape (d,) or (B, d)")
+    validate.tensor(log_var, "kl_diag_gaussian: log_var", shape=tuple(mu.shape), dtype="float",
+                    fix="pass the log-variances that go with mu, one per entry (no broadcasting)")
     return 0.5 * (log_var.exp() + mu.pow(2) - 1.0 - log_var).sum(-1)
 
 
@@ -165,6 +171,16 @@ class VAE(nn.Module):
 
 
 # --------------------------------------------------------------------------- objectives
+def _check_images(model: nn.Module, x: Tensor, name: str) -> Tensor:
+    """A non-empty batch (B, 1, 28, 28) in [0, 1], with the model's dtype and on its device."""
+    p = next(model.parameters())
+    dtype = str(p.dtype).replace("torch.", "")
+    return validate.tensor(
+        x, name, shape=("B", *IMAGE_SHAPE), dtype=p.dtype, device=p.device, values=(0, 1), nonempty=True,
+        fix=f"pass images (B, 1, 28, 28) as {dtype} in [0, 1] on {p.device}, e.g. data.to_float(images, device) "
+            "(x.unsqueeze(1) adds the channel axis; divide 0..255 values by 255)")
+
+
 class ELBO(NamedTuple):
     """Terms of the evidence lower bound, in nats per image (mean over the batch unless ``reduction="none"``).
 
@@ -188,6 +204,9 @@ def elbo(model: VAE, x: Tensor, *, beta: float, n_samples: int = 1, generator: t
     explicitly. Nats per image: sum over pixels and latent dimensions, mean over the batch
     (``reduction="mean"``) or one value per image (``"none"``).
     """
+    _check_images(model, x, "elbo: x")
+    validate.integer(n_samples, "elbo: n_samples", lo=1, fix="e.g. n_samples=1")
+    validate.number(beta, "elbo: beta", lo=0, fix="beta=1.0 for the ELBO itself")
     mu, log_var = model.encode(x)                                       # (B, d) each
     z = reparameterize(mu.expand(n_samples, *mu.shape), log_var.expand(n_samples, *log_var.shape),
                        generator=generator)                             # (S, B, d)
@@ -210,6 +229,9 @@ def iwae_bound(model: VAE, x: Tensor, k: int, *, generator: torch.Generator | No
     ``L_1`` is the ELBO (in expectation); ``L_k`` increases with ``k`` towards log p(x).
     The k samples are processed ``chunk`` at a time.
     """
+    _check_images(model, x, "iwae_bound: x")
+    validate.integer(k, "iwae_bound: k", lo=1, fix="e.g. k=100")
+    validate.integer(chunk, "iwae_bound: chunk", lo=1)
     mu, log_var = model.encode(x)
     log_w = []
     for start in range(0, k, chunk):

@@ -52,7 +52,8 @@ def describe(x: Any) -> str:
     """A short description of a value for error messages (tensors: dtype, shape and device)."""
     if isinstance(x, Tensor):
         where = "meta device (no data)" if x.is_meta else str(x.device)
-        return f"a {str(x.dtype).replace('torch.', '')} tensor of shape {tuple(x.shape)} on {where}"
+        name = str(x.dtype).replace("torch.", "")
+        return f"{'an' if name[0] in 'aeiou' else 'a'} {name} tensor of shape {tuple(x.shape)} on {where}"
     text = repr(x)
     return text if len(text) <= 60 else text[:57] + "..."
 

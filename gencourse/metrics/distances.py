@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .. import classifiers
+from .. import classifiers, validate
 from .features import _embedding, _space, reference
 from .results import Result
 
@@ -140,6 +140,7 @@ def kid(fake, dataset: str, *, real: Any = "test", blocks: int = KID_BLOCKS,
     it can be slightly negative, and far less dependent on n than FID.  Its scale
     follows the feature magnitudes: compare it only within one feature space.
     """
+    validate.integer(blocks, "kid: blocks", lo=1, fix=f"e.g. blocks={KID_BLOCKS} (the standard error needs >= 2)")
     f, r = _embedding(fake, dataset, device), reference(dataset, real, device)
     value = mmd2_unbiased(f.features, r.features, reuse_y=isinstance(real, str))
     size = min(len(f), len(r)) // blocks
@@ -230,6 +231,16 @@ def prdc(real: Tensor, fake: Tensor, k: int = K_NEAREST, *, real_radii: Tensor |
     with ties: with open balls (a tie within rounding counts as outside, :func:`_inside`) two identical sets
     give density exactly 1 (each real ball holds its own centre and k - 1 neighbours); closed balls also
     count the k-th neighbour on the sphere, (k + 1) / k."""
+    fix = "pass feature vectors as float tensors (N, d) and (M, d), without NaN, with more than k rows each"
+    validate.tensor(real, "prdc: real", ndim=2, dtype="float", finite=True, fix=fix)
+    validate.tensor(fake, "prdc: fake", ndim=2, dtype="float", finite=True, fix=fix)
+    if fake.shape[1] != real.shape[1]:
+        validate.fail("prdc: fake", f"{real.shape[1]} features per row, like real", validate.describe(fake),
+                      "compute both sets in the same feature space")
+    validate.integer(k, "prdc: k", lo=1, hi=min(len(real), len(fake)) - 1,
+                     fix=f"e.g. k={K_NEAREST}, fewer than the number of points in each set")
+    if real_radii is not None:
+        validate.tensor(real_radii, "prdc: real_radii", shape=(len(real),), dtype="float", finite=True)
     real_f, fake_f = real.double(), fake.double()
     r_real = _knn_radii(real_f, k) if real_radii is None else real_radii
     r_fake = _knn_radii(fake_f, k)
@@ -279,6 +290,13 @@ def density_coverage(fake, dataset: str, *, real: Any = "test", k: int = K_NEARE
                   _manifold_protocol(m, dataset, "density/coverage (coverage: higher is better; density ~1 for real)"))
 
 
+def check_labels(labels: Any, n: int, num_classes: int = 10, name: str = "labels") -> Tensor:
+    """Intended classes of ``n`` samples: whole numbers in 0..num_classes-1, shape (n,); returned as int64 on the CPU."""
+    validate.tensor(labels, name, shape=(n,), values=(0, num_classes - 1), integral=True,
+                    fix=f"pass one class index (0..{num_classes - 1}) per image, e.g. an int64 tensor of shape ({n},)")
+    return labels.long().cpu()
+
+
 def class_accuracy(fake, intended_labels: Tensor, dataset: str, *, device: torch.device | str = "cpu") -> Result:
     """Share of class-conditional samples that the domain classifier assigns to the intended class.
 
@@ -286,11 +304,7 @@ def class_accuracy(fake, intended_labels: Tensor, dataset: str, *, device: torch
     accuracies (NaN for classes with no sample).
     """
     f = _embedding(fake, dataset, device)
-    labels = torch.as_tensor(intended_labels).long().cpu().reshape(-1)
-    if labels.shape[0] != len(f):
-        raise ValueError(f"got {labels.shape[0]} intended labels for {len(f)} images")
-    if labels.min() < 0 or labels.max() >= f.logits.shape[1]:
-        raise ValueError(f"intended labels must be in 0..{f.logits.shape[1] - 1}")
+    labels = check_labels(intended_labels, len(f), f.logits.shape[1], "class_accuracy: intended labels")
     correct = (f.logits.argmax(1) == labels).float()
     per_class = [float(correct[labels == c].mean()) if (labels == c).any() else math.nan
                  for c in range(f.logits.shape[1])]

@@ -13,8 +13,8 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from .. import classifiers, data
-from .distances import (K_NEAREST, SEED, _manifold_protocol, class_accuracy, fid, inception_score, kid,
+from .. import classifiers, data, validate
+from .distances import (K_NEAREST, SEED, _manifold_protocol, check_labels, class_accuracy, fid, inception_score, kid,
                         manifold_metrics)
 from .features import Embedding, _embedding, _space, classifier_sha256, embed
 from .results import Report, Result
@@ -36,8 +36,11 @@ def evaluate(fake, dataset: str, *, labels: Tensor | None = None, n: int | None 
     default reference ``real="test"``.
     """
     if n is not None:
+        validate.integer(n, "evaluate: n", lo=1, fix="e.g. n=1000, or leave it out to use every image")
         fake = fake.take(n) if isinstance(fake, Embedding) else fake[:n]
         labels = labels[:n] if labels is not None else None
+    if labels is not None:  # checked before any feature is computed
+        check_labels(labels, len(fake), name="evaluate: labels")
     f = _embedding(fake, dataset, device)
     m = manifold_metrics(f, dataset, real=real, device=device)
     results = {

@@ -17,6 +17,8 @@ def cd_loss(rbm: RBM, v_data: Tensor, v_model: Tensor) -> Tensor:
     (PCD), the gradient of this loss is the classic CD/PCD update with the sign for
     *descent* (see :func:`cd_gradients`).  Its value is not a log-likelihood (Z cancels).
     """
+    v_data = rbm._check(v_data, rbm.n_visible, "cd_loss: v_data", binary=True)
+    v_model = rbm._check(v_model, rbm.n_visible, "cd_loss: v_model", binary=True)
     return rbm.free_energy(v_data).mean() - rbm.free_energy(v_model.detach()).mean()
 
 

@@ -54,10 +54,14 @@ class RBM(nn.Module):
     def extra_repr(self) -> str:
         return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}"
 
-    def _check(self, x: Tensor, n: int, what: str) -> Tensor:
-        if x.dim() != 2 or x.shape[1] != n:
-            raise ValueError(f"{what} should have shape (B, {n}), got {tuple(x.shape)}; "
-                             "flatten images with x.flatten(1)")
+    def _check(self, x: Tensor, n: int, what: str, *, binary: bool = False) -> Tensor:
+        """``x`` (B, n) with values in [0, 1] (``binary``: in {0, 1}), converted to the weights' dtype."""
+        from .. import validate
+
+        kind = "binary (0 or 1)" if binary else "in [0, 1]"
+        validate.tensor(x, what, shape=("B", n), values=(0, 1), integral=binary,
+                        fix=f"pass units {kind}, one row per example (flatten images with x.flatten(1); "
+                            "binarise 0..255 pixels with rbm.binarise)")
         return x.to(self.W.dtype)
 
     def energy(self, v: Tensor, h: Tensor) -> Tensor:
@@ -67,7 +71,7 @@ class RBM(nn.Module):
 
     def free_energy(self, v: Tensor) -> Tensor:
         """F(v) = -log sum_h exp(-E(v, h)); (B, D) -> (B,). log p(v) = -F(v) - log Z."""
-        return free_energy(self._check(v, self.n_visible, "v"), self.W, self.b, self.c)
+        return free_energy(self._check(v, self.n_visible, "free_energy: v"), self.W, self.b, self.c)
 
     def hidden_probs(self, v: Tensor) -> Tensor:
         """p(h = 1 | v), (B, D) -> (B, K)."""
@@ -99,7 +103,7 @@ class RBM(nn.Module):
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         dtype = v.dtype
-        v = self._check(v, self.n_visible, "v")
+        v = self._check(v, self.n_visible, "gibbs: v", binary=True)
         W, b, c, frames = self.W, self.b, self.c, []
         for t in range(1, steps + 1):
             h = bernoulli(hidden_probs(v, W, c), generator)    # h ~ p(h | v), (B, K)

@@ -48,6 +48,7 @@ def log_partition_exact(rbm: RBM, *, max_units: int = 24, chunk: int = 2 ** 15) 
 
 def log_likelihood_exact(rbm: RBM, v: Tensor, log_z: float | None = None) -> Tensor:
     """log p(v) = -F(v) - log Z for each row, (B, D) -> (B,) float64, nats per image."""
+    rbm._check(v, rbm.n_visible, "log_likelihood_exact: v", binary=True)  # p(v) is defined on {0, 1}^D only
     log_z = log_partition_exact(rbm) if log_z is None else log_z
     with torch.no_grad():
         return -free_energy(v.double(), rbm.W.double(), rbm.b.double(), rbm.c.double()) - log_z
