@@ -211,6 +211,12 @@ def test_the_lowest_layers_need_no_model():
         bad = sorted(m for m in reach(low) if any(m == f or m.startswith(f + ".") for f in models))
         assert not bad, f"{low} depends on model modules {bad}"
 
+    # and the leaderboard, which samples every model, sits above them: no model module reaches it
+    # (a model imports the metrics submodules it uses, not the face that re-exports the leaderboard)
+    for name in graph:
+        if any(name == f or name.startswith(f + ".") for f in models):
+            assert "gencourse.metrics.board" not in reach(name), f"{name} depends on the leaderboard"
+
 
 def test_every_recipe_is_owned_by_the_module_that_defines_it():
     from gencourse import recipes

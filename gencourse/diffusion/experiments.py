@@ -49,7 +49,7 @@ def compare_samplers(diffusion: GaussianDiffusion, settings=(("ddpm", 1000), ("d
     (labels ``i % 10``, the same seed) scored with the domain-classifier FID of
     :func:`gencourse.metrics.fid` (against the test split), plus seconds per sample on this
     machine.  Rows: ``sampler, steps, fid, seconds_per_sample, protocol`` and, for DDIM, ``eta``."""
-    from .. import metrics
+    from ..metrics import distances
 
     labels = torch.arange(n) % 10 if diffusion.model.null_label is not None else None
     rows = []
@@ -57,7 +57,7 @@ def compare_samplers(diffusion: GaussianDiffusion, settings=(("ddpm", 1000), ("d
         eta = float(rest[0]) if rest else 0.0
         x, sec = _timed_sample(diffusion, n, seed, labels=labels, guidance_scale=guidance_scale,
                                sampler=sampler, steps=steps, eta=eta, batch_size=batch_size)
-        r = metrics.fid(x.cpu(), dataset, device=diffusion.device)
+        r = distances.fid(x.cpu(), dataset, device=diffusion.device)
         rows.append(dict(sampler=sampler, steps=steps, **({"eta": eta} if sampler == "ddim" else {}),
                          fid=round(r.value, 3), seconds_per_sample=round(sec / n, 5), protocol=r.protocol))
     return rows
@@ -69,7 +69,7 @@ def guidance_sweep(diffusion: GaussianDiffusion, scales=(0.0, 1.0, 2.0, 3.0, 5.0
     ``i % 10`` (DDIM, ``steps``, same seed) scored by :func:`gencourse.metrics.evaluate`: the share
     the domain classifier assigns to the intended class, FID, recall and coverage (diversity),
     and the mean within-class feature spread (std of the classifier features around each class mean)."""
-    from .. import metrics
+    from ..metrics import features, protocol
 
     labels = torch.arange(n) % 10
     rows = []
@@ -77,8 +77,8 @@ def guidance_sweep(diffusion: GaussianDiffusion, scales=(0.0, 1.0, 2.0, 3.0, 5.0
         x = diffusion.sample(n, labels=labels, guidance_scale=s, sampler="ddim", steps=steps,
                              generator=torch.Generator(device=diffusion.device).manual_seed(seed),
                              batch_size=batch_size).cpu()
-        emb = metrics.embed(x, dataset, device=diffusion.device)
-        rep = metrics.evaluate(emb, dataset, labels=labels, device=diffusion.device, floor=False).as_dict()
+        emb = features.embed(x, dataset, device=diffusion.device)
+        rep = protocol.evaluate(emb, dataset, labels=labels, device=diffusion.device, floor=False).as_dict()
         spread = torch.stack([emb.features[labels == c].std(0).mean() for c in range(10)]).mean()
         rows.append(dict(scale=s, class_accuracy=round(rep["class_accuracy"], 4), fid=round(rep["fid"], 3),
                          recall=round(rep["recall"], 4), coverage=round(rep["coverage"], 4),

@@ -119,7 +119,7 @@ def compare_samplers(fm: FlowMatching, settings=(("euler", 1), ("euler", 2), ("h
     ``ddpm-mnist`` sampler tables)."""
     import time
 
-    from .. import metrics
+    from ..metrics import distances
 
     labels = torch.arange(n) % 10 if getattr(fm.model, "null_label", None) is not None else None
     rows = []
@@ -131,7 +131,7 @@ def compare_samplers(fm: FlowMatching, settings=(("euler", 1), ("euler", 2), ("h
         if fm.device.type == "cuda":
             torch.cuda.synchronize(fm.device)
         sec = time.perf_counter() - t0
-        r = metrics.fid(x.cpu(), dataset, device=fm.device)
+        r = distances.fid(x.cpu(), dataset, device=fm.device)
         evals = nfe(method, steps) * (2 if labels is not None and guidance_scale not in (0.0, 1.0) else 1)
         rows.append(dict(sampler=method, steps=steps, nfe=evals, fid=round(r.value, 3),
                          seconds_per_sample=round(sec / n, 5), guidance=guidance_scale, protocol=r.protocol))

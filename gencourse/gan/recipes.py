@@ -93,13 +93,13 @@ def _sample(modules, cfg, n, device, generator=None):
 def _evaluate(modules, cfg, device):
     """Every metric of :func:`gencourse.metrics.evaluate` on ``eval_samples`` samples (seed 0), with the
     real-vs-real floor at the same n; class accuracy (overall and per class) for conditional recipes."""
-    from .. import metrics
+    from ..metrics import protocol
 
     n = cfg["eval_samples"]
     out = _sample(modules, cfg, n, device, torch.Generator(device=torch.device(device)).manual_seed(0))
     images, labels = out if isinstance(out, tuple) else (out, None)
-    rep = metrics.evaluate(images.cpu(), cfg["dataset"], labels=None if labels is None else labels.cpu(),
-                           device=device)
+    rep = protocol.evaluate(images.cpu(), cfg["dataset"], labels=None if labels is None else labels.cpu(),
+                            device=device)
     res = {k: float(v) for k, v in rep.as_dict().items()}
     if rep.floor is not None:
         res.update({f"floor_{k}": float(rep.floor[k]) for k in ("fid", "kid", "precision", "recall")

@@ -44,10 +44,10 @@ def content_preservation(translated: Tensor, labels: Tensor, domain: str, *, rot
     :func:`gencourse.metrics.class_accuracy` (returns its :class:`~gencourse.metrics.Result`;
     chance is about 0.1).
     """
-    from .. import metrics
+    from ..metrics import distances
 
-    return metrics.class_accuracy(tasks.to_classifier(translated, domain, rotate=rotate), labels, "mnist",
-                                  device=device)
+    return distances.class_accuracy(tasks.to_classifier(translated, domain, rotate=rotate), labels, "mnist",
+                                    device=device)
 
 
 @torch.no_grad()
@@ -62,7 +62,8 @@ def evaluate_pix2pix(generator: nn.Module, pairs: tasks.PairedSet, *, fid: bool 
     with its real-vs-real ``fid_floor`` at the same n (skipped with ``fid=False``: the test-set
     features take some seconds on a CPU the first time).  ``protocol`` says all this in one string.
     """
-    from .. import metrics
+    from ..metrics import distances
+    from ..metrics.protocol import real_floor
 
     out = translate(generator, pairs.source, device=device)
     target = pairs.target
@@ -73,8 +74,8 @@ def evaluate_pix2pix(generator: nn.Module, pairs: tasks.PairedSet, *, fid: bool 
                 "|G(x) - y| over pixels and images; PSNR = mean over images of 10 log10(1 / MSE_i) dB; "
                 "sharpness ratio = mean gradient energy of outputs / of true images")
     if fid:
-        f = metrics.fid(out, pairs.dataset, device=device)
-        res.update(fid=float(f), fid_floor=float(metrics.real_floor(pairs.dataset, n, device=device)[n]["fid"]))
+        f = distances.fid(out, pairs.dataset, device=device)
+        res.update(fid=float(f), fid_floor=float(real_floor(pairs.dataset, n, device=device)[n]["fid"]))
         protocol += "; " + f.protocol
     res["protocol"] = protocol
     return res
