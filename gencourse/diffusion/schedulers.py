@@ -4,6 +4,8 @@ constants are buffers, so ``.to(device)`` moves them.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +47,7 @@ class DDPMScheduler(nn.Module):
         self.register_buffer("betas", betas.float(), persistent=False)
         self.register_buffer("alphas", (1 - betas).float(), persistent=False)
         self.register_buffer("alphas_cumprod", abar.float(), persistent=False)
+        self._abar64 = abar.cpu()          # float64 copy on the CPU for the posterior's coefficients (eq. 7)
         self.timesteps = torch.arange(self.num_train_timesteps - 1, -1, -1)
         self.num_inference_steps = self.num_train_timesteps
 
@@ -98,12 +101,18 @@ class DDPMScheduler(nn.Module):
         """Mean and variance of ``q(x_prev | x_t, x_0)`` (eqs. 6-7), for the step from ``t`` to
         the previous *visited* step, so the formulas use ``beta = 1 - alpha_bar_t / alpha_bar_prev``
         (the usual beta_t when every step is visited)."""
-        a_t, a_prev = self._abar(t), self._abar(self.previous_timestep(t))
-        beta = 1 - a_t / a_prev
-        coef_x0 = a_prev.sqrt() * beta / (1 - a_t)                     # eq. 7, first term
-        coef_xt = (1 - beta).sqrt() * (1 - a_prev) / (1 - a_t)         # eq. 7, second term
+        # the coefficients are computed in float64 from the float64 schedule and applied as Python numbers:
+        # from float32 alpha-bars, 1 - alpha_bar near t = 0 and sqrt(1 - beta) = sqrt(1 - (1 - r)) for r ~ 1e-7
+        # (the cosine schedule's first step when few steps are visited) both lose most of their digits
+        prev = self.previous_timestep(t)
+        a_t = float(self._abar64[t])
+        a_prev = float(self._abar64[prev]) if prev >= 0 else 1.0
+        ratio = a_t / a_prev                                           # alpha_t of this (possibly long) step
+        beta = 1 - ratio
+        coef_x0 = math.sqrt(a_prev) * beta / (1 - a_t)                 # eq. 7, first term
+        coef_xt = math.sqrt(ratio) * (1 - a_prev) / (1 - a_t)          # eq. 7, second term: sqrt(alpha_t) directly
         var = (1 - a_prev) / (1 - a_t) * beta                          # beta-tilde, eq. 7
-        return coef_x0 * x0 + coef_xt * sample, var
+        return coef_x0 * x0 + coef_xt * sample, torch.tensor(var, dtype=sample.dtype, device=sample.device)
 
     def step(self, model_output: Tensor, timestep: int | Tensor, sample: Tensor, *,
              generator: torch.Generator | None = None, noise: Tensor | None = None) -> StepOutput:
