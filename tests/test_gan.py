@@ -278,7 +278,8 @@ def test_snapshots_schedule_and_recording():
 # ---------------------------------------------------------------------------
 # toy experiments and recipes (smoke runs)
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("cfg", [{}, {"loss": "wgan-gp", "d_steps": 2}, {"dropout": 0.2, "real_smoothing": 0.1}])
+@pytest.mark.parametrize("cfg", [{}, {"loss": "wgan-gp", "d_steps": 2}, {"dropout": 0.2, "real_smoothing": 0.1},
+                                 {"d_hidden": [4], "label_noise": 0.2}])
 def test_train_toy_gan_smoke(cfg):
     run = gan.train_toy_gan([0, 1], 6, hidden=[8], batch_size=32, n_eval=50, snapshot_every=3, log_every=3, **cfg)
     assert run.samples.shape == (2, 50, 2) and len(run.modes) == 2 and len(run.snapshots) == 2

@@ -40,7 +40,7 @@ def train_discriminator(discriminator: nn.Module, sample_real: Callable[[int], T
 
 # two hidden layers of 32 units and batches of 64: the ring experiments are compute-bound on a CPU, and at this
 # size Chapter 4 can train every configuration for 3000 steps over several seeds in FAST mode
-TOY_DEFAULTS = dict(latent_dim=2, hidden=[32, 32], lr_g=2e-3, lr_d=2e-3, betas=[0.5, 0.9], batch_size=64,
+TOY_DEFAULTS = dict(latent_dim=2, hidden=[32, 32], d_hidden=None, lr_g=2e-3, lr_d=2e-3, betas=[0.5, 0.9], batch_size=64,
                     loss="non-saturating", d_steps=1, g_steps=1, gp_weight=1.0, real_smoothing=0.0,
                     label_noise=0.0, flip=0.0, dropout=0.0, modes=8, radius=2.0, std=0.05)
 
@@ -71,7 +71,8 @@ def train_toy_gan(seeds: Sequence[int], steps: int, *, n_eval: int = 2000, snaps
     """Train one GAN per seed on the ring of Gaussians (:func:`gencourse.data.ring_of_gaussians`), vectorised.
 
     ``config`` overrides :data:`TOY_DEFAULTS` (e.g. ``real_smoothing=0.1``,
-    ``dropout=0.3``, ``lr_d=2.5e-4``, ``batch_size=1024``, ``loss="wgan-gp", d_steps=5``).
+    ``dropout=0.3``, ``lr_d=2.5e-4``, ``batch_size=1024``, ``loss="wgan-gp", d_steps=5``; ``d_hidden``
+    gives the discriminator its own hidden sizes, default ``hidden``).
     All seeds share the data stream and the latent noise draws but nothing else; seed
     s fixes the initial weights of its networks.  Mode coverage of ``n_eval`` samples
     per seed with :func:`gencourse.metrics.count_modes`.
@@ -86,7 +87,8 @@ def train_toy_gan(seeds: Sequence[int], steps: int, *, n_eval: int = 2000, snaps
     seeds = [int(s) for s in seeds]
     S = len(seeds)
     G = MLPGenerator(cfg["latent_dim"], (2,), cfg["hidden"], n_models=S, seeds=[1000 + s for s in seeds])
-    D = MLPDiscriminator((2,), cfg["hidden"], dropout=cfg["dropout"], n_models=S, seeds=[2000 + s for s in seeds])
+    D = MLPDiscriminator((2,), cfg["d_hidden"] or cfg["hidden"], dropout=cfg["dropout"], n_models=S,
+                         seeds=[2000 + s for s in seeds])
     opt_g, opt_d = (adam(m.parameters(), cfg[lr], cfg["betas"]) for m, lr in ((G, "lr_g"), (D, "lr_d")))
     # each network's loss is a mean over its batch; summing over the S networks keeps their gradients separate
     step = gan_step(G, D, _Scaled(opt_g, S), _Scaled(opt_d, S), latent_dim=cfg["latent_dim"], loss=cfg["loss"],
