@@ -27,7 +27,8 @@ Both apply the recipe's own per-batch preprocessing and step function, so the
 difference is the loop, not the model.  Times exclude warm-up steps; on a GPU
 the clock is read after ``torch.cuda.synchronize()``.  On a GPU the table adds
 achieved TFLOP/s of the training step (FLOPs counted by
-``torch.utils.flop_counter``) against the device's dense bf16 peak, with and
+``torch.utils.flop_counter``) against the device's dense peak for the autocast
+dtype (fp16 on a T4, bf16 where supported; :func:`dense_peak_tflops`), with and
 without ``torch.compile`` / channels_last.
 """
 from __future__ import annotations
@@ -60,7 +61,28 @@ FAMILIES = {
     "CycleGAN": ("cyclegan-mnist", {}),
     "DDPM U-Net": ("ddpm-mnist", {}),
 }
-DENSE_BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "T4": 65.0}
+#: dense tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets: (name pattern, fp16, bf16).
+#: The first pattern that matches the device name wins; None: the dtype has no tensor-core path there
+#: (the T4 and V100 have fp16 tensor cores but no bf16). "L4" must not match an L40S.
+DENSE_PEAK_TFLOPS = [
+    (r"H100 PCIe", 756.0, 756.0), (r"H100|H200|GH200", 989.0, 989.0), (r"A100", 312.0, 312.0),
+    (r"L40S", 362.0, 362.0), (r"\bL4\b", 121.0, 121.0), (r"\bA10\b", 125.0, 125.0),
+    (r"\bT4\b", 65.0, None), (r"V100", 125.0, None),
+]
+
+
+def dense_peak_tflops(gpu_name: str, dtype: torch.dtype | None) -> float | None:
+    """The dense tensor-core peak of GPU ``gpu_name`` for autocast ``dtype`` (fp16 or bf16), or None
+    when the device or the dtype is not in :data:`DENSE_PEAK_TFLOPS` (fp32 runs get None too)."""
+    import re
+
+    column = {torch.float16: 1, torch.bfloat16: 2}.get(dtype)
+    if column is None:
+        return None
+    for row in DENSE_PEAK_TFLOPS:
+        if re.search(row[0], gpu_name):
+            return row[column]
+    return None
 
 
 class _PlainTrainer:
@@ -198,19 +220,25 @@ def compile_in_place(modules: dict) -> None:
             child.compile()
 
 
-def _gpu_efficiency(name, cfg, device, steps, warmup) -> dict:
-    """Achieved TFLOP/s of the gencourse training step, with and without torch.compile."""
+def _gpu_efficiency(name, cfg, device, steps, warmup, *, amp="auto", modes=("eager", "compiled")) -> dict:
+    """Achieved TFLOP/s of the gencourse training step, eager and/or with torch.compile, against the
+    dense peak for the device and the autocast dtype (``amp``: the Trainer's setting). Also runs on
+    the CPU (no peak there), which is how the tests and the GPU check's dry run exercise it."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    gpu = torch.cuda.get_device_name(device)
-    peak = next((v for k, v in DENSE_BF16_PEAK_TFLOPS.items() if k in gpu), None)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
     out = {}
-    for label, compile_ in (("eager", False), ("compiled", True)):
+    for label in modes:
+        compile_ = label == "compiled"
         utils.seed_everything(0)
-        trainer, modules, cfg2 = recipes.build_trainer(name, cfg, device=device, progress=False, log_every=50)
+        trainer, modules, cfg2 = recipes.build_trainer(name, cfg, device=device, progress=False, log_every=50,
+                                                       amp=amp)
         if compile_:
             compile_in_place(modules)
+        peak = dense_peak_tflops(gpu, trainer.dtype)
+        out["amp"] = str(trainer.dtype).replace("torch.", "") if trainer.dtype else "float32"
         batch = trainer._next_batch()
+        # one counted step; each Trainer.optimize is a complete (scaled) update, so fit can follow
         with FlopCounterMode(display=False) as fc:
             with trainer.autocast():
                 trainer.step_fn(batch, trainer)
@@ -327,7 +355,7 @@ def format_tables(rows, nb_rows, device, args) -> str:
     if bf16:
         cols += ["gencourse, amp=bf16 (img/s)", "ratio, amp=bf16"]
     if cuda:
-        cols += ["TFLOP/s eager", "TFLOP/s compiled", "of dense bf16 peak"]
+        cols += ["autocast", "TFLOP/s eager", "TFLOP/s compiled", "of the dtype's dense peak"]
     lines = [f"### {dt.date.today().isoformat()}: {machine()}",
              "",
              f"torch {torch.__version__}, Python {platform.python_version()}, device `{device}`, "
@@ -347,7 +375,8 @@ def format_tables(rows, nb_rows, device, args) -> str:
             cells += [f"{r['gencourse_bf16_img_s']:,.0f}", f"{r['ratio_bf16']:.2f}x"] if "ratio_bf16" in r else ["", ""]
         if cuda:
             best = max(r.get("peak_frac_eager", 0), r.get("peak_frac_compiled", 0))
-            cells += [f"{r.get('tflops_eager', 0):.1f}", f"{r.get('tflops_compiled', 0):.1f}", f"{100 * best:.1f}%"]
+            cells += [r.get("amp", ""), f"{r.get('tflops_eager', 0):.1f}", f"{r.get('tflops_compiled', 0):.1f}",
+                      f"{100 * best:.1f}%" if "peak_frac_eager" in r else "peak unknown"]
         lines.append("| " + " | ".join(cells) + " |")
     if getattr(args, "targets", False):
         lines += ["", "Quality targets against the shipped checkpoints (`gencourse/assets/weights/*.json`):", "",

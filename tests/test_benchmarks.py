@@ -32,3 +32,35 @@ def test_benchmark_command_prints_a_table():
         assert row is not None, f"no target row for {name}: {target}"
         value, _ = read(recipes.shipped_meta(name)["metrics"])
         assert row.split(" | ")[4] == ("yes" if ok(value) else "**no**")
+
+
+def test_dense_peaks_by_device_and_dtype():
+    """A T4 has fp16 tensor cores (65 TFLOP/s dense) and no bf16 peak; an L40S is not an L4."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import run
+
+    assert run.dense_peak_tflops("Tesla T4", torch.float16) == 65.0
+    assert run.dense_peak_tflops("Tesla T4", torch.bfloat16) is None
+    assert run.dense_peak_tflops("NVIDIA L4", torch.bfloat16) == 121.0
+    assert run.dense_peak_tflops("NVIDIA L40S", torch.float16) == 362.0
+    assert run.dense_peak_tflops("NVIDIA H100 PCIe", torch.float16) == 756.0
+    assert run.dense_peak_tflops("NVIDIA H100 80GB HBM3", torch.bfloat16) == 989.0
+    assert run.dense_peak_tflops("NVIDIA A100-SXM4-80GB", None) is None  # fp32: no tensor-core figure
+
+
+def test_flop_counted_step_then_fit_under_fp16():
+    """The efficiency columns count one step's FLOPs and then call fit; under fp16 (every T4) that
+    raised "No inf checks were recorded" / "step() has already been called" when the Trainer
+    updated the scaler once per step. The fp16 CPU path runs the same code."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import run
+
+    from gencourse import recipes
+
+    cfg = recipes.get("dcgan-mnist").config(**recipes.smoke_settings("dcgan-mnist"))
+    import torch
+
+    out = run._gpu_efficiency("dcgan-mnist", cfg, torch.device("cpu"), 2, 1, amp="fp16", modes=("eager",))
+    assert out["amp"] == "float16" and out["tflops_eager"] > 0 and "peak_frac_eager" not in out
