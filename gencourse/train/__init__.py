@@ -16,10 +16,14 @@ and :class:`Trainer` runs it for a budget of steps or seconds with
   for (``amp="bf16"``, worth it on CPUs with native bf16 instructions);
 * no host synchronisation on ordinary steps: logged values are summed on the
   device and copied to the host once every ``log_every`` steps;
-* a check for NaN/inf at every log point that restores the last good weights
-  and raises :class:`NonFiniteLossError` with a clear message;
-* Ctrl-C (``KeyboardInterrupt``) ending the run cleanly: the models keep what
-  they learned and ``fit`` returns the history so far (``history.interrupted``).
+* a check for NaN/inf at every log point that returns to the last good log point
+  (weights, optimizer state, step, data position, history and random state
+  together) and raises :class:`NonFiniteLossError` with a clear message;
+* Ctrl-C (SIGINT; also SIGTERM with ``stop_signals=("SIGINT", "SIGTERM")``, as the
+  command line does) ending the run cleanly at the end of the current step: the
+  models keep what they learned, the data position matches the weights and ``fit``
+  returns the history so far (``history.interrupted``, ``trainer.stopped_by``);
+  a second signal stops at once.
 
 The package, one piece a module: :mod:`~gencourse.train.trainer` (the loop),
 :mod:`~gencourse.train.state` (what a run saves and restores),

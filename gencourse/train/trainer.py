@@ -52,6 +52,11 @@ class Trainer(TrainerState):
         Steps between copies of the logged values to the host (one sync each).
     grad_clip:
         If set, :meth:`optimize` clips the gradient norm of each optimizer's parameters.
+    stop_signals:
+        Signals that end :meth:`fit` at the end of the current step (default Ctrl-C's SIGINT;
+        the command line adds SIGTERM); :attr:`stopped_by` names the one that did.
+    device:
+        Must exist on this machine (a CUDA or MPS device that torch cannot see is an error).
     """
 
     def __init__(self, step_fn: Callable[[Any, "Trainer"], Mapping[str, Tensor]],
