@@ -396,6 +396,71 @@ def test_default_dcgan_initialisation_is_unchanged_by_the_deep_option():
 
 
 # ---------------------------------------------------------------------------
+# many toy configurations in one run
+# ---------------------------------------------------------------------------
+def test_label_targets_take_one_setting_per_network():
+    smooth = torch.tensor([[0.0], [0.2]])                                  # (S, 1) against targets (S, B)
+    t = L.label_targets((2, 5), 1.0, smoothing=smooth)
+    assert torch.equal(t, torch.tensor([[1.0] * 5, [0.8] * 5]))
+    flipped = L.label_targets((2, 20_000), 1.0, flip=torch.tensor([[0.0], [0.5]]),
+                              generator=torch.Generator().manual_seed(0))
+    assert bool((flipped[0] == 1).all()) and abs(float((flipped[1] == 0).float().mean()) - 0.5) < 0.02
+    with pytest.raises(ValueError, match="flip"):
+        L.label_targets((2, 3), 1.0, flip=torch.tensor([[0.1], [1.5]]))
+
+
+def test_stacked_adam_matches_torch_adam_per_network_with_its_own_lr_and_schedule():
+    g = torch.Generator().manual_seed(0)
+    w0 = torch.randn(3, 4, 2, generator=g)
+    lrs, betas = [1e-2, 3e-3, 5e-2], (0.5, 0.9)
+    stacked = nn.Parameter(w0.clone())
+    opt = gan.StackedAdam([stacked], lrs, betas)
+    alone = [nn.Parameter(w0[s].clone()) for s in range(3)]
+    refs = [torch.optim.Adam([p], lr=lr, betas=betas) for p, lr in zip(alone, lrs)]
+    targets = torch.randn(12, 3, 4, 2, generator=g)
+    for t in range(12):
+        mask = torch.tensor([True, t % 2 == 0, t % 3 == 0])                 # network 1 every 2nd, 2 every 3rd step
+        opt.zero_grad()
+        ((stacked - targets[t]) ** 3).abs().sum().backward()
+        opt.mask = mask
+        opt.step()
+        for s in range(3):
+            if mask[s]:
+                refs[s].zero_grad()
+                ((alone[s] - targets[t, s]) ** 3).abs().sum().backward()
+                refs[s].step()
+    for s in range(3):
+        torch.testing.assert_close(stacked.detach()[s], alone[s].detach(), rtol=1e-5, atol=1e-6)
+    assert not torch.equal(stacked.detach()[2], w0[2])
+
+
+def test_toy_sweep_of_one_configuration_is_train_toy_gan():
+    cfg = dict(lr_d=5e-4, d_steps=2, real_smoothing=0.1, label_noise=0.1, flip=0.05, batch_size=32)
+    torch.manual_seed(0)
+    ref = gan.train_toy_gan([0, 1], 20, n_eval=50, **cfg)
+    torch.manual_seed(0)
+    run = gan.train_toy_sweep({"a": cfg}, [0, 1], 20, n_eval=50)["a"]
+    torch.testing.assert_close(run.samples, ref.samples, rtol=1e-4, atol=1e-4)
+    assert run.config == ref.config and run.covered == ref.covered
+
+
+def test_toy_sweep_keeps_configurations_apart_and_rejects_what_it_cannot_vary():
+    a = dict(dropout=0.3, batch_size=32, flip=0.05)             # the same network next to two different neighbours
+    runs = []
+    for other in (dict(lr_d=1e-3), dict(d_steps=3, lr_g=5e-4, real_smoothing=0.2)):
+        torch.manual_seed(0)
+        runs.append(gan.train_toy_sweep({"a": a, "other": other}, [0, 1], 15, n_eval=40, snapshot_every=5))
+    torch.testing.assert_close(runs[0]["a"].samples, runs[1]["a"].samples, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(runs[0]["other"].samples, runs[1]["other"].samples)
+    assert runs[0]["a"].samples.shape == (2, 40, 2) and len(runs[0]["a"].snapshots) == 3
+    assert "d_loss/other" in runs[0]["a"].history.values
+    with pytest.raises(ValueError, match="may vary only"):
+        gan.train_toy_sweep({"a": {}, "b": dict(hidden=[16, 16])}, [0], 2)
+    with pytest.raises(ValueError, match="train_toy_gan"):
+        gan.train_toy_sweep({"w": dict(loss="wgan-gp", d_steps=5)}, [0], 2)
+
+
+# ---------------------------------------------------------------------------
 # the exact W1 reference of Chapter 4's critic plot
 # ---------------------------------------------------------------------------
 def test_wasserstein1_against_sorting_in_1d_and_enumeration_in_2d():

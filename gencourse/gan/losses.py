@@ -120,23 +120,31 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     return (norms - 1).square().mean()
 
 
-def label_targets(shape, value: float, *, smoothing: float = 0.0, noise: float = 0.0, flip: float = 0.0,
-                  device: torch.device | str | None = None, generator: torch.Generator | None = None) -> Tensor:
+def label_targets(shape, value: float, *, smoothing: float | Tensor = 0.0, noise: float | Tensor = 0.0,
+                  flip: float | Tensor = 0.0, device: torch.device | str | None = None,
+                  generator: torch.Generator | None = None) -> Tensor:
     """Discriminator targets of ``shape`` for data labelled ``value`` (1 real, 0 fake), with the tricks of the slides.
 
     * ``smoothing``: targets move towards 1/2 by this amount (``1 -> 1 - s``, ``0 -> s``);
       *one-sided* smoothing passes it for the real targets only;
     * ``noise``: add ``U[0, noise]`` towards 1/2 on each target (noisy labels);
     * ``flip``: each target is swapped (``t -> 1 - t``) with this probability.
+
+    Each setting is a number or a tensor that broadcasts against ``shape``, e.g. one value
+    per stacked network, shape (S, 1) for targets (S, B).
     """
-    if not 0 <= flip <= 1 or not 0 <= smoothing <= 0.5 or not 0 <= noise <= 0.5:
-        raise ValueError("need 0 <= flip <= 1, 0 <= smoothing <= 0.5 and 0 <= noise <= 0.5")
+    settings = {"smoothing": (smoothing, 0.5), "noise": (noise, 0.5), "flip": (flip, 1.0)}
+    for name, (v, hi) in settings.items():
+        t = torch.as_tensor(v, dtype=torch.float32)
+        if not bool(((t >= 0) & (t <= hi)).all()):
+            raise ValueError(f"need 0 <= {name} <= {hi:g} (every entry), got {v}")
     towards_half = 1.0 if value < 0.5 else -1.0
-    t = torch.full(tuple(shape), float(value) + towards_half * smoothing, device=device)
-    if noise:
-        t = t + towards_half * noise * torch.rand(t.shape, device=t.device, generator=generator)
-    if flip:
-        flips = torch.rand(t.shape, device=t.device, generator=generator) < flip
+    as_t = lambda v: torch.as_tensor(v, dtype=torch.float32, device=device)  # noqa: E731
+    t = torch.full(tuple(shape), float(value), device=device) + towards_half * as_t(smoothing)
+    if bool(torch.as_tensor(noise).ne(0).any()):
+        t = t + towards_half * as_t(noise) * torch.rand(t.shape, device=t.device, generator=generator)
+    if bool(torch.as_tensor(flip).ne(0).any()):
+        flips = torch.rand(t.shape, device=t.device, generator=generator) < as_t(flip)
         t = torch.where(flips, 1 - t, t)
     return t
 

@@ -1,6 +1,8 @@
 """The toy GAN experiments of Chapter 4: a discriminator trained alone against a frozen p_g (1-D), and one
 GAN per seed on the ring of Gaussians (2-D), trained side by side in one vectorised run
-(:func:`train_toy_gan`); :func:`wasserstein1` is the exact W1 distance between two small point clouds.
+(:func:`train_toy_gan`); :func:`train_toy_sweep` trains several configurations and their seeds in one run
+(at the chapter's small sizes the step is dominated by per-operation overhead, so one run of C x S networks
+costs far less than C runs of S); :func:`wasserstein1` is the exact W1 distance between two small point clouds.
 """
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .. import data as _data
 from ..train import adam
-from .losses import discriminator_loss
+
+from .losses import discriminator_loss, label_targets
 from .networks import MLPDiscriminator, MLPGenerator
 from .training import gan_step
 
@@ -149,6 +153,167 @@ def summarize_runs(runs: dict) -> list[dict]:
                      "all 8 covered": f"{sum(c == run.modes[0].modes for c in cov)}/{len(cov)}",
                      "high quality (mean)": sum(hq) / len(hq), "seconds": round(run.seconds, 1)})
     return rows
+
+
+# ---------------------------------------------------------------------------
+# Many configurations in one vectorised run
+# ---------------------------------------------------------------------------
+SWEEP_SETTINGS = ("lr_g", "lr_d", "d_steps", "real_smoothing", "label_noise", "flip", "dropout", "batch_size")
+
+
+class StackedAdam(torch.optim.Optimizer):
+    """Adam (Kingma and Ba, 2015) for stacked parameters whose leading dimension indexes S networks, with a
+    learning rate per network, ``lr`` (S,).  Before :meth:`step`, ``mask`` (S,) bool (or None: all) says
+    which networks to update: the others keep their weights, moment estimates and step counts.  For
+    each network alone it is ``torch.optim.Adam`` (no weight decay): ``m <- b1 m + (1 - b1) g``,
+    ``v <- b2 v + (1 - b2) g^2``, ``p <- p - lr m_hat / (sqrt(v_hat) + eps)`` with bias-corrected hats.
+    """
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps: float = 1e-8):
+        lr = torch.as_tensor(lr, dtype=torch.float32).flatten()
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps))
+        self.mask: Tensor | None = None
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+            S = len(lr)
+            mask = torch.ones(S, dtype=torch.bool) if self.mask is None else self.mask.to(torch.bool).cpu()
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.shape[0] != S:
+                    raise ValueError(f"StackedAdam has {S} learning rates but a parameter of shape {tuple(p.shape)}: "
+                                     "the leading dimension must index the networks")
+                st = self.state[p]
+                if not st:
+                    st.update(t=torch.zeros(S), m=torch.zeros_like(p), v=torch.zeros_like(p))
+                st["t"] += mask
+                t = st["t"].clamp_min(1)
+                view = (S,) + (1,) * (p.dim() - 1)
+                keep = mask.view(view).to(p.device)
+                g = p.grad
+                st["m"].copy_(torch.where(keep, b1 * st["m"] + (1 - b1) * g, st["m"]))           # first moment
+                st["v"].copy_(torch.where(keep, b2 * st["v"] + (1 - b2) * g * g, st["v"]))       # second moment
+                step_size = (lr / (1 - b1 ** t)).view(view).to(p.device)                      # lr / (1 - b1^t)
+                root_bc2 = (1 - b2 ** t).sqrt().view(view).to(p.device)                       # sqrt(1 - b2^t)
+                update = step_size * st["m"] / (st["v"].sqrt() / root_bc2 + eps)
+                p.sub_(torch.where(keep, update, torch.zeros_like(update)))
+
+
+class _StackDropout(nn.Module):
+    """Dropout with its own rate for each of S stacked networks: ``p`` (S,), inputs (S, B, F)."""
+
+    def __init__(self, p: Tensor):
+        super().__init__()
+        self.register_buffer("p", torch.as_tensor(p, dtype=torch.float32).view(-1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or not bool((self.p > 0).any()):
+            return x
+        keep = 1 - self.p
+        return x * (torch.rand_like(x) < keep) / keep
+
+
+def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: int = 2000,
+                    snapshot_every: int | None = None, log_every: int = 100) -> dict:
+    """Train every configuration of ``configs`` (name -> overrides of :data:`TOY_DEFAULTS`) with every seed,
+    all in one vectorised run (C configurations x len(seeds) networks side by side); returns name -> ToyRun.
+
+    The configurations may differ only in :data:`SWEEP_SETTINGS` (learning rates, D steps per G step,
+    label smoothing / noise / flips, dropout in D, batch size); everything else, including the loss
+    (``"non-saturating"`` or ``"saturating"``; WGAN-GP needs :func:`train_toy_gan`), must be shared.
+    Network s of a configuration starts from the same weights as seed s in :func:`train_toy_gan`.  Each
+    network's losses are means over its own batch (a configuration with a smaller batch uses the first
+    ``batch_size`` samples of the largest batch), and its learning rates and update schedule are its own
+    (:class:`StackedAdam`), so the runs never interact.  ``ToyRun.seconds`` is the sweep's time divided by
+    the number of configurations; ``ToyRun.history`` is the sweep's history, with keys
+    ``d_loss/NAME`` and ``g_loss/NAME`` (means over the seeds).
+    """
+    from .. import metrics
+    from ..train import Trainer
+
+    if not configs:
+        raise ValueError("give at least one configuration: {name: overrides of TOY_DEFAULTS}")
+    cfgs = {}
+    for name, overrides in configs.items():
+        unknown = sorted(set(overrides) - set(TOY_DEFAULTS))
+        if unknown:
+            raise ValueError(f"{name}: unknown toy setting(s) {unknown}; known: {sorted(TOY_DEFAULTS)}")
+        cfgs[name] = dict(TOY_DEFAULTS, **overrides)
+    first = next(iter(cfgs.values()))
+    for name, cfg in cfgs.items():
+        differ = sorted(k for k in TOY_DEFAULTS if k not in SWEEP_SETTINGS and cfg[k] != first[k])
+        if differ:
+            raise ValueError(f"{name}: {differ} differ from the first configuration; a sweep may vary only "
+                             f"{list(SWEEP_SETTINGS)} (train the others with train_toy_gan)")
+    if first["loss"] not in ("non-saturating", "saturating"):
+        raise ValueError(f"train_toy_sweep trains the cross-entropy game; for loss={first['loss']!r} use train_toy_gan")
+    seeds = [int(s) for s in seeds]
+    names, n = list(cfgs), len(seeds)
+    S = len(names) * n
+    per = lambda key: torch.tensor([float(cfgs[k][key]) for k in names for _ in seeds])  # (S,)  # noqa: E731
+    latent, B = first["latent_dim"], int(max(c["batch_size"] for c in cfgs.values()))
+    G = MLPGenerator(latent, (2,), first["hidden"], n_models=S, seeds=[1000 + s for _ in names for s in seeds])
+    D = MLPDiscriminator((2,), first["d_hidden"] or first["hidden"], dropout=0.5, n_models=S, seeds=[2000 + s for _ in names for s in seeds])
+    drop = per("dropout")
+    for i, layer in enumerate(D.net.net):               # the placeholder dropout -> one rate per network
+        if isinstance(layer, nn.Dropout):
+            D.net.net[i] = _StackDropout(drop)
+    opt_g = StackedAdam(G.parameters(), per("lr_g"), first["betas"])
+    opt_d = StackedAdam(D.parameters(), per("lr_d"), first["betas"])
+    d_steps = per("d_steps").long()
+    smooth, noise, flip = (per(k)[:, None] for k in ("real_smoothing", "label_noise", "flip"))   # (S, 1)
+    sizes = per("batch_size")
+    weights = (torch.arange(B)[None, :] < sizes[:, None]).float() / sizes[:, None]   # (S, B): a mean per network
+    g_loss_fn = (lambda l: F.softplus(-l)) if first["loss"] == "non-saturating" else (lambda l: -F.softplus(l))
+    by_config = lambda v: v.view(len(names), n).mean(1)   # (S,) -> (C,): mean over seeds  # noqa: E731
+    last_g = {"loss": torch.zeros(S)}
+
+    def step(real, trainer):                                # real: (S, B, 2)
+        with torch.no_grad():
+            fake = G(torch.randn(S, B, latent))
+        d_real, d_fake = D(real), D(fake)                                               # (S, B) logits
+        t_real = label_targets((S, B), 1.0, smoothing=smooth, noise=noise, flip=flip)
+        t_fake = label_targets((S, B), 0.0, noise=noise, flip=flip)
+        bce = F.binary_cross_entropy_with_logits
+        d_loss = ((bce(d_real, t_real, reduction="none") + bce(d_fake, t_fake, reduction="none")) * weights).sum(1)
+        opt_d.mask = None
+        trainer.optimize(d_loss.sum(), opt_d)              # the sum over networks keeps their gradients apart
+        opt_g.mask = trainer.step % d_steps == 0           # networks whose generator updates at this step
+        for _ in range(first["g_steps"] if bool(opt_g.mask.any()) else 0):
+            g_loss = (g_loss_fn(D(G(torch.randn(S, B, latent)))) * weights).sum(1)       # (S,)
+            trainer.optimize(g_loss.sum(), opt_g)
+            last_g["loss"] = torch.where(opt_g.mask, g_loss.detach(), last_g["loss"])
+        out = {}
+        for name, dl, gl in zip(names, by_config(d_loss.detach()), by_config(last_g["loss"])):
+            out[f"d_loss/{name}"], out[f"g_loss/{name}"] = dl, gl
+        return out
+
+    k, r, std = first["modes"], first["radius"], first["std"]
+    centres = _data.ring_modes(k, r)
+    trainer = Trainer(step, lambda: centres[torch.randint(k, (S, B))] + std * torch.randn(S, B, 2),
+                      modules={"generator": G, "discriminator": D}, optimizers={"g": opt_g, "d": opt_d},
+                      log_every=log_every, progress="off")
+    snaps = []
+
+    def grab(tr):
+        with torch.no_grad():
+            snaps.append((tr.step, G(torch.randn(S, 500, latent)).clone()))
+
+    t0 = time.perf_counter()
+    trainer.fit(steps=steps, callback=grab if snapshot_every else None, callback_every=snapshot_every)
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        x = G(torch.randn(S, n_eval, latent))
+    runs = {}
+    for c, name in enumerate(names):
+        part = slice(c * n, (c + 1) * n)
+        runs[name] = ToyRun(cfgs[name], seeds, x[part], [metrics.count_modes(x[i], centres, std) for i in
+                                                          range(S)[part]], trainer.history,
+                            [(st, xs[part]) for st, xs in snaps], seconds / len(names))
+    return runs
 
 
 # ---------------------------------------------------------------------------
