@@ -16,7 +16,7 @@ WIDGETS_JS := @jupyter-widgets/html-manager@1.0.15
 REQUIREJS := requirejs@2.3.8
 PYTEST_WORKERS ?= 2
 
-.PHONY: book test unit notebooks browser install data vendor chromium exercises clean help
+.PHONY: book test unit notebooks browser install data vendor chromium exercises clean help gpu-check
 
 help:
 	@echo "make book   # execute every chapter (FAST, offline data) and build the book into _build/html"
@@ -55,6 +55,11 @@ book: $(STAMP) data vendor
 
 exercises: $(STAMP)
 	$(PY) -m gencourse.exercises
+
+# On one CUDA GPU, at most 8 minutes: every recipe in fp16 (+ bf16), host syncs, samplers with CPU and
+# CUDA generators, the benchmark's TFLOP/s, FULL-time estimates, the notebooks; report in benchmarks/gpu_check.md
+gpu-check: $(STAMP) data
+	$(PY) benchmarks/gpu_check.py
 
 unit: $(STAMP) data
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests -m "not browser"

@@ -52,6 +52,24 @@ def _parse_sets(pairs: list[str]) -> dict:
     return out
 
 
+def _cmd_repo(args: argparse.Namespace) -> int:
+    from . import repo
+
+    try:
+        top = repo.root()
+        if args.url is not None:
+            for path in repo.set_repository(args.url, args.branch, top):
+                print(f"rewrote {path.relative_to(top)}")
+        url, branch = repo.current(top)
+    except (FileNotFoundError, ValueError) as err:
+        raise CLIError(str(err)) from None
+    print(f"repository: {url} (branch {branch})")
+    bad = repo.disagreements(top)
+    for line in bad:
+        print(f"disagrees: {line}")
+    return 1 if bad else 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from . import train_cli
 
@@ -71,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the models that `train` knows")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("repo", help="show or set the GitHub repository the book and notebooks point at (forks)",
+                       description="Without URL: print the repository in _config.yml and every notebook install "
+                                   "cell that disagrees with it. With URL: rewrite _config.yml, the install cell "
+                                   "of every notebook in notebooks/ and solutions/, book/setup.md, and regenerate "
+                                   "exercises/.")
+    p.add_argument("url", nargs="?", default=None, help="e.g. https://github.com/OWNER/NAME")
+    p.add_argument("--branch", default="main", help="branch the install cells and launch buttons use")
+    p.set_defaults(func=_cmd_repo)
 
     p = sub.add_parser(
         "train", help="train a course model for a budget of steps or minutes",

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import data as _data
-from . import recipes
+from . import recipes, utils
 
 __all__ = ["bce_loss", "mse_loss", "corrupt", "Autoencoder", "LinearAutoencoder", "MLPAutoencoder",
            "ConvAutoencoder", "pca", "principal_angles", "encode_all", "fit_code_gaussian", "nearest_codes"]
@@ -58,10 +58,10 @@ def corrupt(x: Tensor, kind: str = "mask", level: float = 0.5, *, generator: tor
     if kind == "none" or level == 0:
         return x
     if kind == "mask":
-        keep = torch.rand(x.shape, generator=generator, device=x.device) >= level
+        keep = utils.rand(x.shape, generator=generator, device=x.device) >= level
         return x * keep
     if kind == "gaussian":
-        return (x + level * torch.randn(x.shape, generator=generator, device=x.device)).clamp(0, 1)
+        return (x + level * utils.randn(x.shape, generator=generator, device=x.device)).clamp(0, 1)
     raise ValueError(f"noise kind must be 'none', 'mask' or 'gaussian', got {kind!r}")
 
 
@@ -312,7 +312,7 @@ def _sample(modules, cfg, n, device, generator=None):
     model = modules["model"]
     images, _ = _data.load(cfg["dataset"], "train")
     gauss = fit_code_gaussian(encode_all(model, images[:10_000], device=device))
-    eps = torch.randn(n, model.latent_dim, generator=generator, dtype=torch.float64)
+    eps = utils.randn((n, model.latent_dim), generator=generator, device=gauss.loc.device, dtype=torch.float64)
     z = gauss.loc + eps @ gauss.scale_tril.T
     return model.images(z.float().to(device)).clamp(0, 1)
 

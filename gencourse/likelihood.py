@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from . import utils
+
 __all__ = ["bits_per_dim", "log_mean_exp", "dequantize", "importance_weights", "ais", "sigmoid_schedule",
            "PPCA", "kde_log_prob", "kde_sample", "log_standard_normal"]
 
@@ -154,14 +156,14 @@ def _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, adapt, target_acc
 
         eps = torch.cat([eps_pilot, eps_pilot]) if adapt else eps_pilot  # a chain moves with its pilot's step
         logp, g = target(z)
-        p0 = torch.randn(z.shape, generator=generator, dtype=z.dtype)
+        p0 = utils.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
         zn, p = z, p0 + 0.5 * eps * g                                     # leapfrog: half step in momentum
         for i in range(leapfrog):
             zn = zn + eps * p
             logp_n, g_n = target(zn)
             p = p + (eps if i < leapfrog - 1 else 0.5 * eps) * g_n
         log_accept = logp_n - 0.5 * (p**2).sum(-1) - (logp - 0.5 * (p0**2).sum(-1))
-        accept = torch.rand(log_accept.shape, generator=generator, dtype=z.dtype).log() < log_accept
+        accept = utils.rand(log_accept.shape, generator=generator, device=z.device, dtype=z.dtype).log() < log_accept
         z = torch.where(accept[..., None], zn, z)
         if adapt:                                                         # only the pilots learn from their moves
             eps_pilot = eps_pilot * torch.where(accept[C:, ..., None], up, down)

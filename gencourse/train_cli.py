@@ -174,6 +174,7 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
         device = dist_device or utils.get_device(args.device)
     except (RuntimeError, ValueError) as err:
         raise _error(str(err)) from None
+    utils.configure_device(device)  # TF32 and cudnn.benchmark on CUDA
     if "batch_size" in cfg and cfg["batch_size"] % world:
         raise _error(f"the global batch_size {cfg['batch_size']} must be divisible by the {world} processes")
     amp = getattr(args, "amp", "auto")

@@ -169,6 +169,13 @@ class UNet(nn.Module):
         """The label index meaning "no class" (``num_classes``), or None if unconditional."""
         return self.num_classes
 
+    def check_labels(self, y: Tensor) -> None:
+        """Raise ``ValueError`` unless every label is in ``0..num_classes`` (``num_classes``: the null
+        label).  Reads the labels on the host (a sync on a GPU), so the samplers call it once per
+        call rather than at every denoising step."""
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) > self.num_classes):
+            raise ValueError(f"labels must be in 0..{self.num_classes} ({self.num_classes} = null label)")
+
     def embed(self, t: Tensor, y: Tensor | None) -> Tensor:
         """Time (+ label) embedding, ``(B, 4 * channels)``; applies label dropout in training mode."""
         emb = self.time_mlp(timestep_embedding(t, self.time_dim))            # (B, 4C)
@@ -180,8 +187,8 @@ class UNet(nn.Module):
             y = torch.full((t.shape[0],), self.num_classes, dtype=torch.long, device=t.device)
         if y.shape != t.shape:
             raise ValueError(f"labels must have shape {tuple(t.shape)} (one per image), got {tuple(y.shape)}")
-        if not self.training and (y.min() < 0 or y.max() > self.num_classes):  # (no host sync while training)
-            raise ValueError(f"labels must be in 0..{self.num_classes} ({self.num_classes} = null label)")
+        if y.device.type == "cpu":  # free there; on a GPU the samplers check once per call (a host sync)
+            self.check_labels(y)
         if self.training and self.class_dropout > 0:
             drop = torch.rand(y.shape, device=y.device) < self.class_dropout
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)

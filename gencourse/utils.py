@@ -37,6 +37,51 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+# -- random draws with an explicit generator: one rule everywhere ---------------------------
+# A sampler takes ``generator=`` on any device.  Noise is drawn *on the generator's own device*
+# (the global RNG of the target device without one) and then moved to where it is used, so a
+# CPU generator works with a model on the GPU, a CUDA generator with tensors on the CPU, and one
+# seed on one device gives the same draws wherever the model lives.
+
+
+def _draw_device(generator: torch.Generator | None, device) -> torch.device:
+    return generator.device if generator is not None else torch.device(device if device is not None else "cpu")
+
+
+def randn(shape, *, generator: torch.Generator | None = None, device=None, dtype: torch.dtype | None = None
+          ) -> torch.Tensor:
+    """Standard normal noise of ``shape`` on ``device`` (default: the generator's device, else the CPU),
+    drawn with ``generator`` on its own device, then moved."""
+    x = torch.randn(tuple(shape), generator=generator, device=_draw_device(generator, device), dtype=dtype)
+    return x if device is None else x.to(device)
+
+
+def rand(shape, *, generator: torch.Generator | None = None, device=None, dtype: torch.dtype | None = None
+         ) -> torch.Tensor:
+    """Uniform [0, 1) noise of ``shape``, by the same rule as :func:`randn`."""
+    x = torch.rand(tuple(shape), generator=generator, device=_draw_device(generator, device), dtype=dtype)
+    return x if device is None else x.to(device)
+
+
+def bernoulli(p: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binary samples with probabilities ``p`` (same shape, dtype and device), drawn with ``generator``
+    on its own device (``p`` is copied there and the result back when the two differ)."""
+    if generator is None or generator.device == p.device:
+        return torch.bernoulli(p, generator=generator)
+    return torch.bernoulli(p.to(generator.device), generator=generator).to(p.device)
+
+
+def configure_device(device: torch.device | str) -> None:
+    """The speed settings for ``device``, in one place (called by :func:`setup` and the ``train`` command).
+    CUDA: TF32 tensor cores for float32 matrix products and convolutions (Ampere and newer; 10 bits of
+    mantissa instead of 23, the PyTorch default for convolutions already) and ``cudnn.benchmark`` (the
+    fastest convolution algorithm for each input shape, chosen once).  Nothing changes on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
 def get_device(device: str | torch.device = "auto") -> torch.device:
     """Resolve ``"auto"`` to CUDA when available, else Apple MPS, else CPU.
 
@@ -137,6 +182,7 @@ def setup(seed: int = 0, device: str | torch.device = "auto", *, quiet: bool = F
 
     seed_everything(seed)
     dev = get_device(device)
+    configure_device(dev)
     set_style()
     if not quiet:
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type

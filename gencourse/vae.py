@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import data as _data
-from . import recipes, validate
+from . import recipes, utils, validate
 
 __all__ = ["kl_diag_gaussian", "kl_monte_carlo", "reparameterize", "log_normal_diag", "binarize", "VAE", "ELBO",
            "elbo", "iwae_bound", "estimate_nll", "grid_log_likelihood", "gradient_estimates", "active_units"]
@@ -63,7 +63,7 @@ def reparameterize(mu: Tensor, log_var: Tensor, *, generator: torch.Generator | 
 
     Differentiable in ``mu`` and ``log_var`` (the randomness is in ``eps`` only).
     """
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    eps = utils.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)  # any generator device
     return mu + torch.exp(0.5 * log_var) * eps
 
 
@@ -80,7 +80,7 @@ def kl_monte_carlo(mu: Tensor, log_var: Tensor, n: int, *, generator: torch.Gene
 
 def binarize(x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     """Dynamic binarisation: each pixel is 1 with probability equal to its grey level in [0, 1]."""
-    return torch.bernoulli(x, generator=generator)
+    return utils.bernoulli(x, generator=generator)
 
 
 # --------------------------------------------------------------------------- networks
@@ -156,14 +156,14 @@ class VAE(nn.Module):
     def sample(self, n: int, *, generator: torch.Generator | None = None, mean: bool = True) -> Tensor:
         """``n`` images from the model: z ~ N(0, I), then E[x | z] (``mean=True``) or x ~ p(x | z)."""
         dev = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(dev)
+        z = utils.randn((n, self.latent_dim), generator=generator, device=dev)
         out = self.decode(z)
         m = self.mean_image(out)
         if mean:
             return m
         if self.likelihood == "bernoulli":
-            return torch.bernoulli(m.cpu(), generator=generator).to(dev)
-        noise = torch.randn(m.shape, generator=generator).to(dev)
+            return utils.bernoulli(m, generator=generator)
+        noise = utils.randn(m.shape, generator=generator, device=dev)
         return m + self.log_x_sigma.exp() * noise
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

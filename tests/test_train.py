@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from gencourse import data
-from gencourse.train import History, NonFiniteLossError, Trainer, adam, amp_dtype
+from gencourse.train import History, NonFiniteLossError, Trainer, adam, amp_dtype, sgd
 
 
 def regression_problem(gen, n=256):
@@ -271,3 +271,24 @@ def test_a_real_sigint_returns_the_partial_model_and_history():
     assert result, out
     _, interrupted, step, changed, logged = result[0].split()
     assert interrupted == "True" and 5 <= int(step) < 10**6 and changed == "True" and logged == "True"
+
+
+def test_sgd_helper_matches_torch_sgd_and_is_fused():
+    """gencourse.train.sgd (fused where available: no host read of the overflow flag under fp16) takes
+    the same steps as torch's default SGD with momentum and per-group weight decay."""
+    torch.manual_seed(0)
+    a, b = nn.Linear(5, 3), nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    groups = lambda m: [{"params": [m.weight], "weight_decay": 0.1}, {"params": [m.bias], "weight_decay": 0.0}]  # noqa: E731
+    ref = torch.optim.SGD(groups(a), lr=0.05, momentum=0.9, foreach=False)
+    ours = sgd(groups(b), lr=0.05, momentum=0.9)
+    assert ours.defaults.get("fused") is True  # the installed torch has fused SGD on the CPU
+    x = torch.randn(32, 5)
+    w0 = a.weight.detach().clone()
+    for _ in range(20):
+        for m, opt in ((a, ref), (b, ours)):
+            opt.zero_grad()
+            (m(x) ** 2).mean().backward()
+            opt.step()
+    assert torch.allclose(a.weight, b.weight, atol=1e-6) and torch.allclose(a.bias, b.bias, atol=1e-6)
+    assert not torch.allclose(a.weight, w0, atol=1e-3)

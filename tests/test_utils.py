@@ -77,3 +77,25 @@ def test_import_has_no_side_effects():
     code = "import gencourse, gencourse.data, gencourse.train, gencourse.viz, gencourse.checkpoint"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout == "" and res.stderr == ""
+
+
+def test_random_draws_follow_the_generator_rule():
+    """Noise is drawn with the generator on the generator's own device, then moved: the same draws
+    as torch's on that device, whatever the target device ("meta" stands in for a second device
+    here; on a GPU the check in benchmarks/gpu_check.py calls every sampler with both generators)."""
+    import torch
+
+    from gencourse import utils
+
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    ref = torch.randn(4, 5, generator=g())
+    assert torch.equal(utils.randn((4, 5), generator=g()), ref)
+    moved = utils.randn((4, 5), generator=g(), device="meta")
+    assert moved.device.type == "meta" and moved.shape == (4, 5)
+    assert torch.equal(utils.rand((3,), generator=g(), dtype=torch.float64), torch.rand(3, generator=g(), dtype=torch.float64))
+    p = torch.rand(100, generator=g())
+    assert torch.equal(utils.bernoulli(p, generator=g()), torch.bernoulli(p, generator=g()))
+    assert utils.randn((2,), device="cpu").device.type == "cpu"  # no generator: the device's global RNG
+    before = torch.backends.cudnn.benchmark
+    utils.configure_device("cpu")  # nothing changes on the CPU
+    assert torch.backends.cudnn.benchmark == before

@@ -98,6 +98,8 @@ class GaussianDiffusion(nn.Module):
             labels = torch.as_tensor(labels, device=self.device).long().reshape(-1)
             if labels.numel() != n:
                 raise ValueError(f"give one label per image: {n} images but {labels.numel()} labels")
+            if hasattr(self.model, "check_labels"):
+                self.model.check_labels(labels)  # once here, not in every network call (a host sync)
         cls = DDPMScheduler if sampler == "ddpm" else DDIMScheduler
         sched = cls(self.num_timesteps, betas=self.scheduler.betas.double().cpu(),
                     schedule=self.scheduler.schedule, clip_sample=True).to(self.device)

@@ -9,6 +9,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .. import utils
+
 
 def linear_beta_schedule(timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
     """``beta_t`` rising linearly from ``beta_start`` to ``beta_end`` (the DDPM paper's choice for T = 1000)."""
@@ -88,6 +90,6 @@ def q_sample(x0: Tensor, t: Tensor, noise: Tensor, alpha_bar: Tensor) -> Tensor:
 
 
 def _randn(shape, generator: torch.Generator | None, device, dtype=torch.float32) -> Tensor:
-    """Standard normal noise drawn with ``generator`` on its own device, then moved to ``device``."""
-    gen_device = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+    """Standard normal noise drawn with ``generator`` on its own device, then moved to ``device``
+    (the course's one rule: :func:`gencourse.utils.randn`)."""
+    return utils.randn(shape, generator=generator, device=device, dtype=dtype)

@@ -7,15 +7,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .. import utils
 from .coupling import COUPLINGS, pair
 from .paths import cfm_loss, interpolate, velocity_to_x1
 from .samplers import integrate, nfe
 
 
 def _randn(shape, generator: torch.Generator | None, device) -> Tensor:
-    """Standard normal noise drawn with ``generator`` on its own device, then moved to ``device``."""
-    gen_device = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=gen_device).to(device)
+    """Standard normal noise drawn with ``generator`` on its own device, then moved to ``device``
+    (the course's one rule: :func:`gencourse.utils.randn`)."""
+    return utils.randn(shape, generator=generator, device=device)
 
 
 class FlowMatching(nn.Module):
@@ -84,6 +85,8 @@ class FlowMatching(nn.Module):
             labels = torch.as_tensor(labels, device=self.device).long().reshape(-1)
             if labels.numel() != n:
                 raise ValueError(f"give one label per image: {n} images but {labels.numel()} labels")
+            if hasattr(self.model, "check_labels"):
+                self.model.check_labels(labels)  # once here, not in every network call (a host sync)
         x = _randn((n, *self.image_shape), generator, self.device) if x0 is None else x0.to(self.device).clone()
         out, snaps = [], []
         size = batch_size or n

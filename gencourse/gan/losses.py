@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .. import utils
+
 __all__ = ["value_function", "discriminator_loss", "generator_loss", "generator_loss_saturating",
            "generator_loss_nonsaturating", "critic_loss", "wasserstein_generator_loss", "gradient_penalty",
            "label_targets", "optimal_discriminator", "GENERATOR_LOSSES"]
@@ -36,7 +38,9 @@ GENERATOR_LOSSES = ("non-saturating", "saturating")
 
 
 def _target(logits: Tensor, target: float | Tensor) -> Tensor:
-    t = torch.as_tensor(target, dtype=logits.dtype, device=logits.device)
+    if not isinstance(target, Tensor):  # a number: a fill on the device, no host-to-device copy (no sync)
+        return torch.full_like(logits, float(target))
+    t = target.to(logits.device, logits.dtype)
     return t.expand_as(logits) if t.dim() == 0 else t.reshape(logits.shape)
 
 
@@ -111,7 +115,7 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
     lead = real.shape[:batch_dims]
     if eps is None:
-        eps = torch.rand(lead, generator=generator, device=real.device if generator is None else generator.device)
+        eps = utils.rand(lead, generator=generator, device=real.device)
     eps = eps.to(real.device, real.dtype).reshape(*lead, *([1] * (real.dim() - batch_dims)))
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)    # points on real-fake lines
     scores = critic(x_hat)
@@ -142,9 +146,9 @@ def label_targets(shape, value: float, *, smoothing: float | Tensor = 0.0, noise
     as_t = lambda v: torch.as_tensor(v, dtype=torch.float32, device=device)  # noqa: E731
     t = torch.full(tuple(shape), float(value), device=device) + towards_half * as_t(smoothing)
     if bool(torch.as_tensor(noise).ne(0).any()):
-        t = t + towards_half * as_t(noise) * torch.rand(t.shape, device=t.device, generator=generator)
+        t = t + towards_half * as_t(noise) * utils.rand(t.shape, generator=generator, device=t.device)
     if bool(torch.as_tensor(flip).ne(0).any()):
-        flips = torch.rand(t.shape, device=t.device, generator=generator) < as_t(flip)
+        flips = utils.rand(t.shape, generator=generator, device=t.device) < as_t(flip)
         t = torch.where(flips, 1 - t, t)
     return t
 

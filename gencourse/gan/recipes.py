@@ -82,8 +82,6 @@ def _sample(modules, cfg, n, device, generator=None):
     conditional recipes return ``(images, labels)`` with labels ``i % 10``."""
     G = sampler(modules)
     device = torch.device(device)
-    if generator is not None and generator.device != device:
-        generator = torch.Generator(device=device).manual_seed(generator.initial_seed())
     labels = torch.arange(n, device=device) % 10 if cfg["conditional"] else None
     x = generate(G, n, labels=labels, device=device, generator_rng=generator)
     return (x, labels) if labels is not None else x

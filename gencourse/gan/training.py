@@ -9,6 +9,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from .. import utils
+
 from .losses import (critic_loss, discriminator_loss, generator_loss, gradient_penalty, label_targets,
                      wasserstein_generator_loss)
 from .networks import to_unit
@@ -156,14 +158,15 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
 @torch.no_grad()
 def generate(generator: nn.Module, n: int, *, labels: Tensor | None = None, device: torch.device | str | None = None,
              generator_rng: torch.Generator | None = None, batch_size: int = 1000) -> Tensor:
-    """``n`` samples in [0, 1], (n, 1, 28, 28), from ``z ~ N(0, I)`` (drawn with ``generator_rng``), in eval mode."""
+    """``n`` samples in [0, 1], (n, 1, 28, 28), from ``z ~ N(0, I)`` (drawn with ``generator_rng``, on any
+    device: :func:`gencourse.utils.randn`), in eval mode."""
     device = torch.device(device) if device is not None else next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
     out = []
     for i in range(0, n, batch_size):
         m = min(batch_size, n - i)
-        z = torch.randn(m, generator.latent_dim, device=device, generator=generator_rng)
+        z = utils.randn((m, generator.latent_dim), generator=generator_rng, device=device)
         y = labels[i:i + m].to(device) if labels is not None else None
         out.append(to_unit(generator(z, y).float()))
     generator.train(was_training)
@@ -175,9 +178,9 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int | None 
     """``ema <- decay * ema + (1 - decay) * model`` for parameters; buffers (batch-norm statistics) are
     copied.  With ``step``, the decay is warmed up as ``min(decay, (1 + step) / (10 + step))`` so the
     average is not dominated by the random initial weights."""
-    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     d = decay if step is None else min(decay, (1 + step) / (10 + step))
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm.detach(), 1 - d)
-    for be, bm in zip(ema.buffers(), model.buffers()):
-        be.copy_(bm)
+    # one foreach call each (a few kernel launches instead of two per tensor, every generator update)
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - d)
+    buffers = list(ema.buffers())
+    if buffers:  # batch-norm statistics (a generator without batch norm has none)
+        torch._foreach_copy_(buffers, list(model.buffers()))

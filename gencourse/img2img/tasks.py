@@ -115,7 +115,7 @@ def hue_to_rgb(hue: Tensor) -> Tensor:
 
     0 is red, 1/3 green, 2/3 blue; every colour has its largest channel equal to 1.
     """
-    k = (hue[:, None] * 6 + torch.tensor([5.0, 3.0, 1.0], device=hue.device)) % 6   # (N, 3)
+    k = (hue[:, None] * 6 + torch.arange(5.0, 0.0, -2.0, device=hue.device)) % 6   # (N, 3); offsets 5, 3, 1
     return 1 - torch.clamp(torch.minimum(k, 4 - k), 0, 1)
 
 

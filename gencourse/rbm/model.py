@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F_
 from torch import Tensor, nn
 
+from .. import utils
+
 
 def free_energy(v: Tensor, W: Tensor, b: Tensor, c: Tensor) -> Tensor:
     """F(v) = -b^T v - sum_j softplus(c_j + v^T W_:j); v (B, D) -> (B,), in nats."""
@@ -25,11 +27,9 @@ def visible_probs(h: Tensor, W: Tensor, b: Tensor) -> Tensor:
 
 
 def bernoulli(p: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Binary samples with probabilities ``p``, same shape and dtype; ``generator`` must live on p's device."""
-    if generator is not None and generator.device.type != p.device.type:
-        raise ValueError(f"the generator is on {generator.device} but the tensors are on {p.device}: "
-                         f"create it with torch.Generator(device={str(p.device)!r}).manual_seed(...)")
-    return torch.bernoulli(p, generator=generator)
+    """Binary samples with probabilities ``p``, same shape and dtype; ``generator`` on any device
+    (drawn there, then moved: :func:`gencourse.utils.bernoulli`)."""
+    return utils.bernoulli(p, generator=generator)
 
 
 class RBM(nn.Module):

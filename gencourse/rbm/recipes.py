@@ -41,7 +41,9 @@ def _build(cfg: dict) -> dict:
 def _optimizers(modules: dict, cfg: dict) -> dict:
     rbm = modules["rbm"]
     groups = [{"params": [rbm.W], "weight_decay": cfg["weight_decay"]}, {"params": [rbm.b, rbm.c], "weight_decay": 0.0}]
-    return {"opt": torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])}
+    from ..train import sgd
+
+    return {"opt": sgd(groups, lr=cfg["lr"], momentum=cfg["momentum"])}  # fused: no sync under fp16
 
 
 def _data(cfg: dict, device, rank: int = 0, world_size: int = 1):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from .amp import amp_dtype, cpu_has_bf16
 from .history import History
-from .optim import adam
+from .optim import adam, sgd
 from .trainer import NonFiniteLossError, Trainer
 
-__all__ = ["Trainer", "History", "NonFiniteLossError", "amp_dtype", "cpu_has_bf16", "adam"]
+__all__ = ["Trainer", "History", "NonFiniteLossError", "amp_dtype", "cpu_has_bf16", "adam", "sgd"]

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import utils
 from .controls import ImageControls
 
 
@@ -30,7 +31,8 @@ def schedule_explorer(x0: Tensor, alpha_bars: Mapping[str, Tensor], *, noise: Te
     names = list(alpha_bars)
     abars = {k: torch.as_tensor(v).double().cpu() for k, v in alpha_bars.items()}
     T = len(abars[names[0]])
-    eps = torch.randn(x0.shape, generator=generator) if noise is None else noise.detach().float().cpu()
+    eps = (utils.randn(x0.shape, generator=generator, device="cpu") if noise is None
+           else noise.detach().float().cpu())
 
     def render(t):
         return torch.cat([_noised(x0, eps, float(abars[k][int(t)])) for k in names])   # (len(names) * N, 1, H, W)
@@ -61,7 +63,7 @@ def guidance_slider(diffusion, labels: Tensor, scales: Sequence[float] = (0.0, 1
 
     labels = torch.as_tensor(labels).long()
     if x_T is None:
-        x_T = torch.randn((len(labels), *diffusion.image_shape), generator=generator)
+        x_T = utils.randn((len(labels), *diffusion.image_shape), generator=generator, device="cpu")
     cache: dict = {}
 
     def render(scale):

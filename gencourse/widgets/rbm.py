@@ -6,6 +6,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from .. import utils
 from .controls import ImageControls
 
 
@@ -24,7 +25,7 @@ class _GibbsTape:
         while len(self.v) <= t:
             h = self.rbm.sample_hidden(self.v[-1], self.generator)
             p = self.rbm.visible_probs(h)
-            self.v.append(torch.bernoulli(p, generator=self.generator))
+            self.v.append(utils.bernoulli(p, generator=self.generator))
             self.mean.append(p)
         return self.v[t], self.mean[t]
 
