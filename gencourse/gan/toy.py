@@ -231,7 +231,7 @@ def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: 
     the number of configurations; ``ToyRun.history`` is the sweep's history, with keys
     ``d_loss/NAME`` and ``g_loss/NAME`` (means over the seeds).
     """
-    from .. import metrics
+    from ..metrics.modes import count_modes
     from ..train import Trainer
 
     if not configs:
@@ -310,7 +310,7 @@ def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: 
     runs = {}
     for c, name in enumerate(names):
         part = slice(c * n, (c + 1) * n)
-        runs[name] = ToyRun(cfgs[name], seeds, x[part], [metrics.count_modes(x[i], centres, std) for i in
+        runs[name] = ToyRun(cfgs[name], seeds, x[part], [count_modes(x[i], centres, std) for i in
                                                           range(S)[part]], trainer.history,
                             [(st, xs[part]) for st, xs in snaps], seconds / len(names))
     return runs
