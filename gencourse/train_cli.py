@@ -109,15 +109,15 @@ def _check_out_folder(out: Path) -> None:
 def run(args) -> int:
     rank, world, local, dist_device, owned = _init_distributed(args.device)
     try:
-        return _run(args, rank, world, local, dist_device)
+        return _run(args, rank, world, local, dist_device, owned)
     finally:
-        if owned:
-            import torch.distributed as dist
+        import torch.distributed as dist
 
+        if owned and dist.is_initialized():  # _run may have left it already
             dist.destroy_process_group()
 
 
-def _run(args, rank: int, world: int, local: int, dist_device) -> int:
+def _run(args, rank: int, world: int, local: int, dist_device, owned: bool = False) -> int:
     try:
         recipe = recipes.get(args.model)
     except KeyError as err:
@@ -253,6 +253,12 @@ def _run(args, rank: int, world: int, local: int, dist_device) -> int:
     except checkpoint.CheckpointError as err:  # e.g. the disk is full: the previous state.pt is intact
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if world > 1:  # training is over and saved; rank 0 evaluates alone, outside the process group
+        import torch.distributed as dist
+
+        dist.barrier()
+        if owned:  # torchmetrics would otherwise try to gather its states from ranks that have left
+            dist.destroy_process_group()
     if rank != 0:
         return 0
 

@@ -114,3 +114,22 @@ def test_distributed_pieces_against_one_process_in_float64():
     assert proc.returncode == 0, proc.stderr[-3000:]
     for check in ("check_batchnorm", "check_gradient_penalty", "check_broadcast_and_missing_grads"):
         assert f"ok {check}" in proc.stdout
+
+
+@pytest.mark.slow
+def test_torchrun_cli_evaluates_on_rank_zero_after_leaving_the_group(tmp_path):
+    """`torchrun -m gencourse train` with the evaluation: rank 0 evaluates after the other ranks have
+    left, outside the process group (torchmetrics inside a live group tried to gather from the
+    departed rank: "Connection closed by peer")."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    name = "dcgan-mnist"
+    args = [a for a in _args(name) if a != "--no-eval"]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           f"--master_port={port}", "-m", "gencourse", "train", name, "--out", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, GENCOURSE_PROGRESS="off", OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and "fid" in metrics and metrics["steps"] == 2
