@@ -104,9 +104,11 @@ def _remove_stale_downloads(folder: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-# Runs in a child process, so that the total deadline can stop it whatever it is waiting for.
+# Runs in a child process, so that the total deadline can stop it whatever it is waiting for; its own alarm
+# ends it too if the parent is killed (kill -9) and cannot.
 _DOWNLOAD_CHILD = (
-    "import socket, sys; socket.setdefaulttimeout(float(sys.argv[3])); import torchvision; "
+    "import signal, socket, sys; signal.alarm(int(float(sys.argv[4])) + 5); "
+    "socket.setdefaulttimeout(float(sys.argv[3])); import torchvision; "
     "getattr(torchvision.datasets, sys.argv[1])(sys.argv[2], train=True, download=True)"
 )
 
@@ -119,7 +121,8 @@ def _source_download(spec, fnames, root):
     tmp = Path(tempfile.mkdtemp(prefix=f"download-{os.getpid()}-", dir=folder))
     try:
         try:
-            res = subprocess.run([sys.executable, "-c", _DOWNLOAD_CHILD, spec.torchvision_class, str(tmp), str(timeout)],
+            res = subprocess.run([sys.executable, "-c", _DOWNLOAD_CHILD, spec.torchvision_class, str(tmp), str(timeout),
+                                  str(deadline)],
                                  capture_output=True, text=True, timeout=deadline)
         except subprocess.TimeoutExpired:
             raise _SourceFailed(
