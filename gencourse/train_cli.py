@@ -185,7 +185,7 @@ def _run(args, rank: int, world: int, local: int, dist_device, owned: bool = Fal
         amp_dtype(device, amp)
     except ValueError as err:
         raise _error(str(err)) from None
-    utils.seed_everything(args.seed + rank)  # DDP copies rank 0's initial weights to every rank
+    utils.seed_everything(args.seed + rank)  # the Trainer copies rank 0's initial weights to every rank
     try:
         trainer, modules, cfg = recipes.build_trainer(
             args.model, cfg, device=device, rank=rank, world_size=world, log_every=args.log_every,

@@ -152,7 +152,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     assert single.returncode == 0, single.stderr
     a = checkpoint.load(tmp_path / "ddp" / "state.pt").state["modules"]["model"]
     b = checkpoint.load(tmp_path / "one" / "state.pt").state["modules"]["model"]
-    assert set(a) == set(b)  # saved without DDP's "module." prefix
+    assert set(a) == set(b)  # the same keys as one process
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
     files = sorted(p.name for p in (tmp_path / "ddp").iterdir())

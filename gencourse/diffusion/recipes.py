@@ -64,7 +64,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 def _step(modules, opts, cfg):
     model, ema, opt = modules["model"], modules["ema"], opts["opt"]
-    net = getattr(model, "module", model)  # unwrapped (DistributedDataParallel keeps it in .module)
+    net = model
 
     def step(batch, trainer):
         x, y = batch                                                  # (B, 1, 28, 28) in [0, 1], (B,)

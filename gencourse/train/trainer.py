@@ -189,7 +189,7 @@ class Trainer(TrainerState):
         distributed = self.world_size > 1
 
         def flush(collective: bool = True):
-            """Copy the interval's means to the host (one sync); under DDP, average them over ranks
+            """Copy the interval's means to the host (one sync); under torchrun, average them over ranks
             and agree on whether the time budget is spent. Returns True when the run must stop."""
             nonlocal sums, count
             elapsed = time.perf_counter() - t0
@@ -253,7 +253,7 @@ class Trainer(TrainerState):
                 done = self.step - start_step
                 if steps is not None and done >= steps:
                     break
-                # under DDP the time budget is checked at log points, where the ranks agree on it
+                # under torchrun the time budget is checked at log points, where the ranks agree on it
                 if not distributed and seconds is not None and time.perf_counter() - t0 >= seconds:
                     break
                 batch = self._next_batch()
