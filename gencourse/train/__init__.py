@@ -13,7 +13,10 @@ and :class:`Trainer` runs it for a budget of steps or seconds with
 * a :class:`History` of the logged values, averaged over each log interval;
 * mixed precision on CUDA (bf16 on Ampere and newer, fp16 with a gradient
   scaler on older GPUs such as the T4); full precision on the CPU unless asked
-  for (``amp="bf16"``, worth it on CPUs with native bf16 instructions);
+  for (``amp="bf16"``, worth it on CPUs with native bf16 instructions, or
+  ``amp="fp16"``, the T4's path emulated for testing);
+* data parallelism under ``torchrun`` (:mod:`~gencourse.train.distributed`):
+  rank 0's weights broadcast, gradients averaged in :meth:`Trainer.optimize`;
 * no host synchronisation on ordinary steps: logged values are summed on the
   device and copied to the host once every ``log_every`` steps;
 * a check for NaN/inf at every log point that returns to the last good log point
