@@ -157,7 +157,11 @@ def train_images(cfg: Mapping[str, Any]) -> torch.Tensor:
     """The uint8 training images of ``cfg["dataset"]``, the first ``cfg["n_train"]`` of them if that is set."""
     from . import data
 
+    from . import validate
+
     images, _ = data.load(cfg["dataset"], "train")
+    validate.integer(cfg["n_train"], "setting 'n_train'", lo=0, hi=len(images),
+                     fix=f"at most the {len(images)} training images; 0 means all of them")
     return images[: cfg["n_train"]] if cfg["n_train"] else images
 
 

@@ -292,6 +292,11 @@ def _run(args, rank: int, world: int, local: int, dist_device, owned: bool = Fal
         recipes.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
         dest = ship_as or args.model
         for suffix in (".pt", ".pt.json"):
-            shutil.copyfile(out / f"{args.model}{suffix}", recipes.WEIGHTS_DIR / f"{dest}{suffix}")
+            try:
+                shutil.copyfile(out / f"{args.model}{suffix}", recipes.WEIGHTS_DIR / f"{dest}{suffix}")
+            except OSError as err:
+                print(f"error: could not ship {recipes.WEIGHTS_DIR / (dest + suffix)}: {err.strerror or err}; "
+                      f"the run's files are in {out}", file=sys.stderr)
+                return 1
         _say(f"shipped: {recipes.WEIGHTS_DIR / (dest + '.pt')}")
     return status

@@ -541,6 +541,8 @@ def test_row_12_out_of_contract_input_is_refused_not_computed():
     assert torch.isfinite(rbm.free_energy(torch.full((2, 6), 0.5))).all()  # mean-field inputs are in its contract
 
     _one_line_value_error(lambda: recipes.get("vae-mnist").config(n_train=-100), "'n_train'", "integer >= 0")
+    _one_line_value_error(lambda: recipes.train_images({"dataset": "mnist", "n_train": 70_000}),
+                          "'n_train'", "integer in [0, 60000]")  # was: all 60,000, silently
 
 
 def test_row_13_unclear_errors_become_one_line():
