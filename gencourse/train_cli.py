@@ -106,6 +106,22 @@ def _check_out_folder(out: Path) -> None:
                 pass
 
 
+def _stale_sidecar(state_path: Path):
+    """The run's own state.pt, when only its sidecar is wrong: a save killed between writing the .pt and
+    its .json leaves the previous sidecar.  The .pt is trusted when its tensors and metadata pass their
+    own SHA-256 checks; the sidecar is then rewritten.  None when the .pt itself fails."""
+    try:
+        ck = checkpoint.load(state_path, check_sidecar=False)
+    except checkpoint.CheckpointError:
+        return None
+    if "meta_sha256" not in ck.meta:  # an old file: its metadata has no checksum of its own
+        return None
+    checkpoint.write_sidecar(state_path)
+    print(f"{state_path}.json did not describe {state_path.name} (a save interrupted between the two files?); "
+          f"{state_path.name} passes its own checksums, so the sidecar was rewritten from it", file=sys.stderr)
+    return ck
+
+
 def run(args) -> int:
     rank, world, local, dist_device, owned = _init_distributed(args.device)
     try:
@@ -150,7 +166,9 @@ def _run(args, rank: int, world: int, local: int, dist_device, owned: bool = Fal
         try:
             resumed = checkpoint.load(state_path)
         except checkpoint.CheckpointError as err:
-            raise _error(f"--resume: {err}") from None
+            resumed = _stale_sidecar(state_path)
+            if resumed is None:
+                raise _error(f"--resume: {err}") from None
         saved_recipe = resumed.config.get("recipe")
         if saved_recipe is not None and saved_recipe != args.model:
             raise _error(f"--resume: {state_path} is a run of {saved_recipe}, not {args.model}; continue it with "

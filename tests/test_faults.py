@@ -255,7 +255,7 @@ def test_row_06_resume_refuses_another_recipes_run(tmp_path, monkeypatch, capsys
         assert not (out / f"{other}.pt").exists() and "resuming" not in stdout
 
 
-def test_row_07_sidecar_and_metadata_are_checked(tmp_path):
+def test_row_07_sidecar_and_metadata_are_checked(tmp_path, monkeypatch, capsys):
     torch.manual_seed(0)
     path = tmp_path / "m.pt"
     checkpoint.save(path, nn.Linear(3, 2), config={"recipe": "toy-regression", "width": 8})
@@ -286,6 +286,23 @@ def test_row_07_sidecar_and_metadata_are_checked(tmp_path):
     torch.save(payload, path)
     with pytest.raises(checkpoint.CheckpointError, match=r"does not describe m.pt \(file SHA-256 .*a different config"):
         checkpoint.load(path)  # the sidecar still knows
+
+    # the run's own state.pt with the sidecar of the previous save (kill -9 between the two writes): --resume
+    # trusts the .pt, which passes its own checksums, and rewrites the sidecar
+    run_dir = tmp_path / "run"
+    assert run_main("train", "toy-regression", "--steps", 10, "--save-every", 5, "--device", "cpu", "--no-eval",
+                    "--out", run_dir, monkeypatch=monkeypatch, capsys=capsys)[0] == 0
+    state_side = run_dir / "state.pt.json"
+    old_side = state_side.read_text()
+    assert run_main("train", "toy-regression", "--steps", 15, "--device", "cpu", "--no-eval", "--resume",
+                    "--out", run_dir, monkeypatch=monkeypatch, capsys=capsys)[0] == 0
+    state_side.write_text(old_side)
+    with pytest.raises(checkpoint.CheckpointError, match="a different tensors_sha256"):
+        checkpoint.load(run_dir / "state.pt")
+    code, stdout, err = run_main("train", "toy-regression", "--steps", 20, "--device", "cpu", "--no-eval", "--resume",
+                                 "--out", run_dir, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "sidecar was rewritten" in err and "resuming toy-regression from step 15" in stdout, err
+    checkpoint.load(run_dir / "state.pt")
 
     # every shipped checkpoint (written before meta_sha256 existed) passes, sidecar included
     for pt in sorted(recipes.WEIGHTS_DIR.glob("*.pt")):
