@@ -121,17 +121,22 @@ def check_syncs(device, dry, budget) -> list[dict]:
             trainer, _, _ = recipes.build_trainer(name, _config(name, dry), device=device, amp="fp16",
                                                   progress=False, log_every=10 * n)
             trainer.fit(steps=2)
-            _sync(device)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                torch.cuda.set_sync_debug_mode("warn")
-                try:
-                    trainer.fit(steps=n)  # no log point inside: log_every = 10 n
-                finally:
-                    torch.cuda.set_sync_debug_mode("default")
-            syncs = [w for w in caught if "synchroniz" in str(w.message)]
-            row["syncs_per_step"] = len(syncs) / n
-            row["where"] = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in syncs})[:4]
+            counts, where = [], set()
+            for steps in (n, 2 * n):  # the difference cancels each fit's own end-of-fit flush
+                _sync(device)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    torch.cuda.set_sync_debug_mode("warn")
+                    try:
+                        trainer.fit(steps=steps)  # no log point inside: log_every = 10 n
+                    finally:
+                        torch.cuda.set_sync_debug_mode("default")
+                syncs = [w for w in caught if "synchroniz" in str(w.message)]
+                counts.append(len(syncs))
+                where |= {f"{Path(w.filename).name}:{w.lineno}" for w in syncs}
+            row["syncs_per_step"] = (counts[1] - counts[0]) / n
+            row["per_fit"] = counts[0] - row["syncs_per_step"] * n
+            row["where"] = sorted(where)[:4]
         except Exception as err:
             row["error"] = f"{type(err).__name__}: {err}"[:300]
         rows.append(row)
@@ -162,8 +167,10 @@ def check_samplers(device, dry, budget) -> list[dict]:
                     out = recipe.sample(modules, cfg, 8, device, g)
                     outs.append(out[0] if isinstance(out, tuple) else out)
                 x = outs[0]
+                # reproducible up to the GPU's nondeterministic kernels (cudnn.benchmark may pick others)
                 row["ok"] = (tuple(x.shape) == (8, 1, 28, 28) and bool(torch.isfinite(x).all())
-                             and float(x.min()) >= 0 and float(x.max()) <= 1 and torch.equal(outs[0], outs[1]))
+                             and float(x.min()) >= 0 and float(x.max()) <= 1
+                             and torch.allclose(outs[0], outs[1], atol=1e-3))
                 row["device"] = str(x.device)
             except Exception as err:
                 row["ok"], row["error"] = False, f"{type(err).__name__}: {err}"[:300]
@@ -239,6 +246,7 @@ def check_notebooks(device, dry, timeout, budget) -> list[dict]:
             from nbclient import NotebookClient
 
             nb = nbformat.read(path, as_version=4)
+            nb.cells = [c for c in nb.cells if "skip-execution" not in c.metadata.get("tags", [])]
             env_mode = os.environ.get("GENCOURSE_MODE")
             os.environ["GENCOURSE_MODE"] = "fast"
             t0 = time.perf_counter()
@@ -290,10 +298,12 @@ def report(device, dry, sections, seconds) -> str:
     lines += _table(["recipe", "autocast", "ms/step", "finite", "last logged values", "loss scale"], train,
                     lambda r: [r["recipe"], r["amp"], _fmt(r.get("ms_per_step")), _fmt(r.get("finite")),
                                r.get("losses", ""), _fmt(r.get("scale"), ".0f")])
-    lines += ["", "**Host syncs per training step** (fp16, between log points; `set_sync_debug_mode`):", ""]
-    lines += _table(["recipe", "syncs/step", "where (first 4)"], sections["syncs"],
+    lines += ["", "**Host syncs per training step** (fp16, between log points; `set_sync_debug_mode`; "
+              "fits of 10 and 20 steps, the difference / 10, so each fit's own end-of-fit sync cancels):", ""]
+    lines += _table(["recipe", "syncs/step", "per fit", "where (first 4)"], sections["syncs"],
                     lambda r: [r["recipe"], "n/a on the CPU" if r.get("syncs_per_step") is None
-                               else _fmt(r["syncs_per_step"], ".2f"), ", ".join(r.get("where", []))])
+                               else _fmt(r["syncs_per_step"], ".2f"), _fmt(r.get("per_fit"), ".0f"),
+                               ", ".join(r.get("where", []))])
     lines += ["", "**Samplers** with a CPU and a CUDA generator (8 images, shape, range, finite, reproducible):", ""]
     lines += _table(["recipe", "generator", "ok", "images on"], sections["samplers"],
                     lambda r: [r["recipe"], r["generator"], _fmt(r.get("ok")), r.get("device", "")])
