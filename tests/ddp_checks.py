@@ -3,6 +3,7 @@
 Run as ``torchrun --nproc_per_node=2 tests/ddp_checks.py``; each check compares what the ranks
 compute on their halves of a batch with one process on the whole batch, and raises if they differ.
 """
+import datetime
 import sys
 
 import torch
@@ -95,7 +96,7 @@ def check_broadcast_and_missing_grads(rank, world):
 
 
 def main():
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))  # a failing rank cannot hang
     rank, world = distributed.rank_world()
     for check in (check_batchnorm, check_gradient_penalty, check_broadcast_and_missing_grads):
         check(rank, world)

@@ -4,6 +4,7 @@ Usage: ``torchrun --nproc_per_node=2 tests/ddp_recipes.py SPEC.json OUT``, where
 ``[name, [extra CLI arguments]]``.  Each rank saves the weights it ends with to
 ``OUT/NAME/rank{R}.pt``, so the test can compare the ranks with each other and with one process.
 """
+import datetime
 import json
 import os
 import sys
@@ -18,7 +19,8 @@ from gencourse import recipes
 def main() -> int:
     spec, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
     rank = int(os.environ.get("RANK", "0"))
-    torch.distributed.init_process_group("gloo")  # one group for all the runs (train_cli reuses it)
+    # one group for all the runs (train_cli reuses it); a short timeout so a failing rank cannot hang the test
+    torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(seconds=180))
     built = {}
     build_trainer = recipes.build_trainer
 
