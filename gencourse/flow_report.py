@@ -1,24 +1,28 @@
 """The measured tables that Chapter 8 shows in FAST mode, stored with the shipped flow-matching models.
 
 ``python -m gencourse.flow_report [--n 2000] [--ship]`` reads the finished training runs
-``runs/fm-mnist``, ``runs/fm-mnist-ot-2k`` and ``runs/fm-mnist-indep-2k`` (or ``--runs DIR``) and
-adds to the metrics of ``fm-mnist``:
+``runs/fm-mnist``, ``runs/fm-mnist-indep-2k`` and ``runs/fm-mnist-class-ot-2k`` (or ``--runs DIR``).
+Every setting (sampler, steps, guidance) is sampled once, ``n`` images with labels ``i % 10`` from
+the same noise (seed 0), and scored by :func:`gencourse.metrics.evaluate` (FID, KID, IS,
+precision/recall/density/coverage, class accuracy). Added to the metrics of ``fm-mnist``:
 
 * ``loss_curve``: the logged training loss (``steps``, ``loss``), from the run's ``state.pt``;
-* ``sampler_table_n2000``: :func:`gencourse.flow.compare_samplers` at ``n`` samples per row, one row
-  per (sampler, steps) with ``nfe``, ``fid``, ``seconds_per_sample`` and ``protocol`` (Euler and
-  midpoint at 1-50 network evaluations), in the format of ``ddpm-mnist``'s table;
-* ``guided_table_n2000``: the same with classifier-free guidance at the recipe's ``sample_guidance``
-  (each step then costs two network passes, counted in ``nfe``);
-* ``guidance_table_n2000``: Euler with ``sample_steps`` steps at guidance scales 1 to 3: FID, class
-  accuracy, recall and coverage (:func:`guidance_rows`);
-* the recipe's own evaluation (``fid``, ``class_accuracy``, ... with its protocol) at its sampler;
+* ``sampler_table_n2000``: one row per (sampler, steps) without guidance, with ``nfe``, ``fid``,
+  ``seconds_per_sample`` and ``protocol`` (the format of ``ddpm-mnist``'s table; also class accuracy,
+  recall and coverage): Euler at 1-50 network evaluations, midpoint at 4 and 8;
+* ``guided_table_n2000``: Euler with classifier-free guidance at the recipe's ``sample_guidance``
+  (two network passes per evaluation of the field, counted in ``nfe``);
+* ``guidance_table_n2000``: Euler with ``sample_steps`` steps at guidance scales 1, the recipe's and 2;
+* the recipe's own evaluation (``fid``, ``class_accuracy``, ... with its ``protocol``), which is the
+  guided row at the recipe's sampler;
 * ``ddim_table_n2000``: the shipped ``ddpm-mnist`` model with deterministic DDIM at the same numbers
   of network evaluations, same labels, seed, n and features (and that model's tensor checksum);
-* ``report_seconds``, ``report_cpu_seconds`` and ``report_hardware``: the cost of measuring them;
+* ``report_n`` (the samples per row, part of every table's name), ``report_seconds``,
+  ``report_cpu_seconds`` and ``report_hardware``: the cost of measuring them;
 
 and to each 2,000-step model the coupling comparison ``coupling_row``: its straightness (mean over
-256 Euler paths of 100 steps from the same noise) and its FID at Euler 2, 4, 8 and 20 steps.
+256 Euler paths of 100 steps from the same noise) and its FID at Euler 2, 4 and 8 steps
+(``--coupling-n`` samples, default 1000).
 
 With ``--ship`` the results are written to ``gencourse/assets/weights/``; without it, next to the runs.
 """
@@ -34,12 +38,14 @@ from . import checkpoint, diffusion, flow, recipes
 from .train_cli import describe_hardware
 
 NFES = (1, 2, 4, 8, 16, 20, 50)
-#: (method, steps) of the sampler table: Euler at every NFE, midpoint (2 evaluations per step) where even
-SAMPLERS = tuple(("euler", k) for k in NFES) + tuple(("midpoint", k // 2) for k in NFES if k % 2 == 0)
-#: the same NFEs with classifier-free guidance, which costs two network passes per evaluation of the field
-GUIDED = tuple(("euler", k // 2) for k in NFES if k % 2 == 0) + tuple(("midpoint", k // 4) for k in NFES if k % 4 == 0)
-COUPLING_STEPS = (2, 4, 8, 20)
-COUPLING_MODELS = ("fm-mnist-ot-2k", "fm-mnist-indep-2k")
+#: (method, steps) without guidance: Euler at every NFE and at the recipe's 10 steps, midpoint at NFE 4 and 8
+SAMPLERS = tuple(("euler", k) for k in (1, 2, 4, 8, 10, 16, 20, 50)) + (("midpoint", 2), ("midpoint", 4))
+#: Euler with guidance (two passes per evaluation): NFE 4, 10 and 20
+GUIDED = (("euler", 2), ("euler", 5), ("euler", 10))
+#: guidance scales of the sweep at the recipe's sampler, besides 1 and the recipe's own scale
+EXTRA_SCALES = (2.0,)
+COUPLING_STEPS = (2, 4, 8)
+COUPLING_MODELS = ("fm-mnist-indep-2k", "fm-mnist-class-ot-2k")
 
 
 def _load(path: Path, name: str):
@@ -67,28 +73,28 @@ def ddim_rows(n: int, device) -> list[dict]:
     return rows
 
 
-GUIDANCE_SCALES = (1.0, 1.25, 1.5, 1.75, 2.0, 3.0)
-
-
-def guidance_rows(fm: flow.FlowMatching, cfg: dict, n: int, scales=GUIDANCE_SCALES, seed: int = 0) -> list[dict]:
-    """For each guidance scale: ``n`` samples (labels i % 10, the same noise) with the recipe's sampler,
-    scored by :func:`gencourse.metrics.evaluate` (FID, class accuracy, recall, coverage)."""
-    from . import metrics
+def measure(fm: flow.FlowMatching, dataset: str, method: str, steps: int, guidance: float, n: int,
+            seed: int = 0) -> tuple[dict, dict]:
+    """``n`` samples (labels i % 10, noise seed ``seed``) with one sampler setting, scored by
+    :func:`gencourse.metrics.evaluate`: ``(row, report_dict)``; the row has ``sampler, steps, nfe,
+    guidance, fid, class_accuracy, recall, coverage, seconds_per_sample, protocol`` (the FID protocol)."""
+    from .metrics import protocol
 
     labels = torch.arange(n) % 10
-    rows = []
-    for s in scales:
-        g = torch.Generator(device=fm.device).manual_seed(seed)
-        with torch.no_grad():
-            x = fm.sample(n, labels=labels, guidance_scale=s, method=cfg["sample_method"], steps=cfg["sample_steps"],
-                          generator=g, batch_size=500).cpu()
-        rep = metrics.evaluate(x, cfg["dataset"], labels=labels, device=fm.device, floor=False)
-        d = rep.as_dict()
-        rows.append(dict(scale=s, sampler=cfg["sample_method"], steps=cfg["sample_steps"],
-                         nfe=flow.nfe(cfg["sample_method"], cfg["sample_steps"]) * (1 if s in (0.0, 1.0) else 2),
-                         **{k: round(float(d[k]), 4) for k in ("fid", "class_accuracy", "recall", "coverage")},
-                         protocol=" | ".join(rep.protocols().values())))
-    return rows
+    g = torch.Generator(device=fm.device).manual_seed(seed)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        x = fm.sample(n, labels=labels, guidance_scale=guidance, method=method, steps=steps, generator=g,
+                      batch_size=500)
+    if fm.device.type == "cuda":
+        torch.cuda.synchronize(fm.device)
+    sec = time.perf_counter() - t0
+    rep = protocol.evaluate(x.cpu(), dataset, labels=labels, device=fm.device, floor=False)
+    d = rep.as_dict()
+    row = dict(sampler=method, steps=steps, nfe=flow.nfe(method, steps) * (1 if guidance in (0.0, 1.0) else 2),
+               guidance=guidance, **{k: round(float(d[k]), 4) for k in ("fid", "class_accuracy", "recall", "coverage")},
+               seconds_per_sample=round(sec / n, 5), protocol=rep.protocols()["fid"])
+    return row, {"values": {k: round(float(v), 5) for k, v in d.items()}, "protocols": rep.protocols()}
 
 
 def straightness_of(fm: flow.FlowMatching, *, n: int = 256, steps: int = 100, seed: int = 0) -> float:
@@ -101,12 +107,11 @@ def straightness_of(fm: flow.FlowMatching, *, n: int = 256, steps: int = 100, se
     return round(float(flow.straightness(path).mean()), 5)
 
 
-def coupling_row(fm: flow.FlowMatching, cfg: dict, n: int) -> dict:
-    with torch.no_grad():
-        rows = flow.compare_samplers(fm, settings=tuple(("euler", k) for k in COUPLING_STEPS), n=n)
-    return {"coupling": cfg["coupling"], "steps_trained": cfg["steps"], "straightness": straightness_of(fm),
-            **{f"fid_euler{r['steps']}": r["fid"] for r in rows}, "protocol": rows[0]["protocol"],
-            "straightness_protocol": "mean of 1 - |x(1) - x(0)| / path length over 256 Euler paths of 100 steps "
+def coupling_row(fm: flow.FlowMatching, cfg: dict, n: int, paths: int = 256) -> dict:
+    rows = [measure(fm, cfg["dataset"], "euler", k, 1.0, n)[0] for k in COUPLING_STEPS]
+    return {"coupling": cfg["coupling"], "steps_trained": cfg["steps"], "straightness": straightness_of(fm, n=paths),
+            **{f"fid_euler{r['steps']}": r["fid"] for r in rows}, "n": n, "protocol": rows[0]["protocol"],
+            "straightness_protocol": f"mean of 1 - |x(1) - x(0)| / path length over {paths} Euler paths of 100 steps "
                                      "(labels i % 10, noise seed 0)"}
 
 
@@ -115,45 +120,77 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding the three runs (default runs/)")
     p.add_argument("--n", type=int, default=2000, help="samples per table row (default 2000)")
+    p.add_argument("--coupling-n", type=int, default=1000, help="samples per FID of the coupling comparison")
+    p.add_argument("--paths", type=int, default=256, help="Euler paths for the straightness (default 256)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--ddim-json", type=Path, default=None,
+                   help="reuse DDIM rows measured earlier (a JSON file with 'rows', as ddim_rows gives them)")
+    p.add_argument("--only", choices=("coupling", "main"), default=None,
+                   help="measure only the 2,000-step models or only fm-mnist (two processes can share the work)")
     p.add_argument("--ship", action="store_true", help="write the results into gencourse/assets/weights/")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    suffix = f"; then python -m gencourse.flow_report --n {args.n}"
+    suffix = f"; then python -m gencourse.flow_report --n {args.n} --coupling-n {args.coupling_n}"
     t0, c0 = time.perf_counter(), time.process_time()
-    for name in COUPLING_MODELS:
+    for name in COUPLING_MODELS if args.only != "main" else ():
         run = args.runs / name
         modules, cfg, ck = _load(run / f"{name}.pt", name)
-        m = dict(ck.metrics, coupling_row=coupling_row(modules["ema"].to(device).eval(), cfg, args.n))
+        m = dict(ck.metrics, coupling_row=coupling_row(modules["ema"].to(device).eval(), cfg, args.coupling_n,
+                                                       args.paths))
         dest = recipes.weights_path(name) if args.ship else run / f"{name}.pt"
         recipes.save_pretrained(name, modules, cfg, metrics=m, command=(ck.meta.get("command") or "") + suffix,
                                 path=dest)
         print(name, {k: v for k, v in m["coupling_row"].items() if "protocol" not in k}, flush=True)
+    if args.only == "coupling":
+        return 0
     run = args.runs / "fm-mnist"
     modules, cfg, ck = _load(run / "fm-mnist.pt", "fm-mnist")
     # the sampling settings are the recipe's current defaults (they do not change training)
     cfg.update({k: v for k, v in recipes.get("fm-mnist").defaults.items() if k.startswith("sample_")})
     fm = modules["ema"].to(device).eval()
     m = dict(ck.metrics, loss_curve=_loss_curve(run))
-    s = cfg["sample_guidance"]
-    with torch.no_grad():
-        m[f"sampler_table_n{args.n}"] = flow.compare_samplers(fm, settings=SAMPLERS, n=args.n)
-        m[f"guided_table_n{args.n}"] = flow.compare_samplers(fm, settings=GUIDED, n=args.n, guidance_scale=s)
-        m[f"guidance_table_n{args.n}"] = guidance_rows(fm, cfg, args.n)
-        modules_eval = {k: v.to(device).eval() for k, v in modules.items()}
-        m.update(recipes.get("fm-mnist").evaluate(modules_eval, cfg, device))
-    m[f"ddim_table_n{args.n}"] = ddim_rows(args.n, device)
+    s, method, steps = cfg["sample_guidance"], cfg["sample_method"], cfg["sample_steps"]
+    plain, guided, own = [], [], None
+    for k_method, k_steps in SAMPLERS:
+        plain.append(measure(fm, cfg["dataset"], k_method, k_steps, 1.0, args.n)[0])
+        print("  ", {k: v for k, v in plain[-1].items() if k != "protocol"}, flush=True)
+    for k_method, k_steps in GUIDED:
+        row, rep = measure(fm, cfg["dataset"], k_method, k_steps, s, args.n)
+        guided.append(row)
+        print("  ", {k: v for k, v in row.items() if k != "protocol"}, flush=True)
+        if (k_method, k_steps) == (method, steps):
+            own = rep
+    sweep = [r for r in plain if (r["sampler"], r["steps"]) == (method, steps)]
+    sweep += [r for r in guided if (r["sampler"], r["steps"]) == (method, steps)]
+    for scale in EXTRA_SCALES:
+        sweep.append(measure(fm, cfg["dataset"], method, steps, scale, args.n)[0])
+        print("  ", {k: v for k, v in sweep[-1].items() if k != "protocol"}, flush=True)
+    m[f"sampler_table_n{args.n}"] = plain
+    m[f"guided_table_n{args.n}"] = guided
+    m[f"guidance_table_n{args.n}"] = [dict(scale=r["guidance"], **r) for r in sweep]
+    if own is not None:                         # the recipe's evaluation = the guided row at its sampler
+        m.update(own["values"])
+        m["eval_samples"] = args.n
+        m["protocol"] = (f"{args.n} samples (labels i % 10, EMA weights, {method} {steps} steps = "
+                         f"{flow.nfe(method, steps) * 2} network evaluations with guidance {s:g}, seed 0); "
+                         + "; ".join(own["protocols"].values()))
+    if args.ddim_json is not None:
+        import json
+
+        stored = json.loads(args.ddim_json.read_text())
+        if len(stored["rows"]) != len(NFES) or any(r["nfe"] != k for r, k in zip(stored["rows"], NFES)):
+            raise SystemExit(f"{args.ddim_json}: expected DDIM rows at NFE {NFES}")
+        m[f"ddim_table_n{args.n}"] = stored["rows"]
+        m["ddim_table_seconds"] = round(stored["seconds"], 1)
+    else:
+        m[f"ddim_table_n{args.n}"] = ddim_rows(args.n, device)
+    m["report_n"] = args.n
     m["report_seconds"] = round(time.perf_counter() - t0, 1)
     m["report_cpu_seconds"] = round(time.process_time() - c0, 1)
     m["report_hardware"] = describe_hardware(device)
     dest = recipes.weights_path("fm-mnist") if args.ship else run / "fm-mnist.pt"
     recipes.save_pretrained("fm-mnist", modules, cfg, metrics=m, command=(ck.meta.get("command") or "") + suffix,
                             path=dest)
-    for key in (f"sampler_table_n{args.n}", f"guided_table_n{args.n}", f"guidance_table_n{args.n}",
-                f"ddim_table_n{args.n}"):
-        print(key)
-        for row in m[key]:
-            print("  ", {k: v for k, v in row.items() if k != "protocol"})
     print(f"wrote {dest}")
     return 0
 

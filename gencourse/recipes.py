@@ -45,7 +45,6 @@ _OWNERS: dict[str, str] = {
     "ddpm-mnist": "gencourse.diffusion.recipes",
     "fm-mnist": "gencourse.flow.recipes",
     "fm-mnist-class-ot-2k": "gencourse.flow.recipes",
-    "fm-mnist-ot-2k": "gencourse.flow.recipes",
     "fm-mnist-indep-2k": "gencourse.flow.recipes",
     "dcgan-mnist": "gencourse.gan.recipes",
     "dcgan-fashion": "gencourse.gan.recipes",
