@@ -111,9 +111,9 @@ def test_ddpm_posterior_mean_matches_eq_11():
 
 @pytest.mark.parametrize("schedule,steps", [("cosine", 10), ("cosine", 1000), ("linear", 10), ("quadratic", 50)])
 def test_ddpm_posterior_coefficients_match_a_float64_evaluation(schedule, steps):
-    """Eq. 7's coefficients, from the float32 buffers, against eq. 7 evaluated in float64 from the float64
-    schedule: within 1e-6 relative (float32 rounding of the result) at every visited step.  On the cosine schedule with 10 steps the first
-    step has alpha_bar_t / alpha_bar_prev = 1.0e-7, where sqrt(1 - beta) in float32 was 8.7% off."""
+    """Eq. 7's coefficients against eq. 7 evaluated in float64 from the float64 schedule: within 1e-6
+    relative (float32 rounding of the result) at every visited step.  On the cosine schedule with 10 steps
+    the first step has alpha_bar_t / alpha_bar_prev = 1.0e-7, where sqrt(1 - beta) in float32 was 8.7% off."""
     s = D.DDPMScheduler(1000, schedule)
     s.set_timesteps(steps)
     abar = D.alphas_cumprod(D.make_betas(schedule, 1000))                   # float64

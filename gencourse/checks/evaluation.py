@@ -67,7 +67,8 @@ def frechet_distance(fn) -> bool:
     #    (three pairs, so that some of those rounding errors are negative whatever the LAPACK build)
     g3 = seeded(4)
     for _ in range(3):
-        a3, b3 = torch.randn(6, 2, generator=g3, dtype=torch.float64), torch.randn(6, 3, generator=g3, dtype=torch.float64)
+        a3 = torch.randn(6, 2, generator=g3, dtype=torch.float64)
+        b3 = torch.randn(6, 3, generator=g3, dtype=torch.float64)
         s1, s2 = a3 @ a3.T, b3 @ b3.T                                          # ranks 2 and 3
         m1, m2 = torch.randn(6, generator=g3, dtype=torch.float64), torch.randn(6, generator=g3, dtype=torch.float64)
         root = _sqrtm_psd(s1)

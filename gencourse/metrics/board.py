@@ -270,7 +270,8 @@ def leaderboard(names: Sequence[str] | None = None, *, n: int = 10_000, device: 
             except Exception as err:
                 skipped[name] = f"{type(err).__name__}: {str(err)[:120]}"
                 continue
-            row["classifier_sha256"] = classifier_sha256(row["dataset"]) if row["dataset"] in classifiers.DATASETS else ""
+            ds = row["dataset"]
+            row["classifier_sha256"] = classifier_sha256(ds) if ds in classifiers.DATASETS else ""
             if verbose:
                 print(f"scored {name} in {time.perf_counter() - t0:.1f} s", flush=True)
         row = {k: v for k, v in row.items() if not _is_likelihood(k) and k != "likelihood_protocol"}
