@@ -176,9 +176,19 @@ def _load_board_cache() -> dict:
 
 def _score_model(name: str, n: int, device, seed: int, recipe_name: str | None = None) -> dict:
     """Sample the shipped weights ``name`` (of recipe ``recipe_name``, default ``name``) and score them."""
+    from .. import checkpoint
+
     recipe_name = recipe_name or name
     recipe = recipes.get(recipe_name)
-    modules, ck = recipes.load_pretrained(recipe_name, device, path=recipes.weights_path(name))
+    try:
+        modules, ck = recipes.load_pretrained(recipe_name, device, path=recipes.weights_path(name))
+    except checkpoint.CheckpointError:
+        # a file that holds only the modules its sampler needs (e.g. the EMA weights of Chapter 6's schedule
+        # comparison): build the recipe from the file's config and load what is there
+        ck = checkpoint.load(recipes.weights_path(name), map_location="cpu")
+        modules = recipe.build({k: v for k, v in ck.config.items() if k != "recipe"})
+        ck.load_into({k: m for k, m in modules.items() if k in ck.state})
+        modules = {k: m.to(device).eval() for k, m in modules.items()}
     cfg = {k: v for k, v in ck.config.items() if k != "recipe"}
     generator = torch.Generator(device=torch.device(device)).manual_seed(seed)
     with torch.no_grad():
