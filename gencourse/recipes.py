@@ -135,6 +135,13 @@ def names() -> list[str]:
     return sorted(_RECIPES)
 
 
+def course_names() -> list[str]:
+    """The recipes of the course's own modules (what ``python -m gencourse models`` lists in a fresh
+    process without ``$GENCOURSE_PLUGINS``): recipes registered at run time, e.g. by a test, are left out."""
+    names()
+    return sorted(n for n in _RECIPES if n in _OWNERS)
+
+
 def get(name: str) -> Recipe:
     if name not in _RECIPES:
         _load_plugins()

@@ -24,7 +24,7 @@ def _train(name, out, *sets, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", recipes.names())
+@pytest.mark.parametrize("name", recipes.course_names())
 def test_every_recipe_trains_in_fp16_with_a_grad_scaler_on_the_cpu(name, tmp_path, monkeypatch):
     metrics, state = _train(name, tmp_path / name, monkeypatch=monkeypatch)
     assert metrics["amp"] == "float16 autocast" and metrics["steps"] == 3

@@ -43,7 +43,7 @@ def _torchrun(script, *args, timeout=400):
 def ddp_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     spec = out / "spec.json"
-    spec.write_text(json.dumps([[name, _args(name)] for name in recipes.names()]))
+    spec.write_text(json.dumps([[name, _args(name)] for name in recipes.course_names()]))
     proc = _torchrun("ddp_recipes.py", spec, out)
     return proc, out
 
@@ -52,11 +52,11 @@ def ddp_runs(tmp_path_factory):
 def test_every_recipe_trains_under_torchrun(ddp_runs):
     proc, out = ddp_runs
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in recipes.names():
+    for name in recipes.course_names():
         assert (out / name / "rank0.pt").is_file() and (out / name / "rank1.pt").is_file(), name
         assert (out / name / "run" / f"{name}.pt").is_file(), name  # rank 0 wrote the checkpoint
         assert not (out / name / "run" / "rank1").exists()
-    assert proc.stdout.count("done:") == len(recipes.names())  # only rank 0 reports
+    assert proc.stdout.count("done:") == len(recipes.course_names())  # only rank 0 reports
     assert "global batch 16 = 2 x 8" in proc.stdout
 
 
@@ -67,7 +67,7 @@ def test_ranks_end_with_identical_weights(ddp_runs):
     that did not average would diverge at the first step)."""
     proc, out = ddp_runs
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in recipes.names():
+    for name in recipes.course_names():
         a, b = torch.load(out / name / "rank0.pt"), torch.load(out / name / "rank1.pt")
         for module in a:
             if (name, module) in PER_RANK:

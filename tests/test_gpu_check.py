@@ -22,7 +22,7 @@ def test_gpu_check_dry_run_walks_every_item(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")]
-    for name in recipes.names():
+    for name in recipes.course_names():
         for amp in ("fp16", "bf16"):
             row = next((r for r in rows if r[0] == f"| {name}" and r[1] == amp), None)
             assert row is not None and row[3] == "yes", (name, amp, row)  # trained, finite losses
