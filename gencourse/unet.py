@@ -216,3 +216,19 @@ class UNet(nn.Module):
                 h = block(h, emb)
             h = up(h)
         return self.conv_out(F.silu(self.norm_out(h)))       # (B, C_in, 28, 28)
+
+
+def guided(model: nn.Module, x: Tensor, time: Tensor, labels: Tensor | None, guidance_scale: float = 1.0) -> Tensor:
+    """The output of a class-conditional ``model(x, time, y)`` (a :class:`UNet`) with classifier-free
+    guidance (Ho & Salimans 2022): ``out = out(x, null) + s (out(x, y) - out(x, null))``; ``s = 0`` is
+    unconditional, ``s = 1`` plain conditional, and both predictions of ``s > 1`` come from one batched
+    call.  Chapter 6 guides noise predictions with it, Chapter 8 velocities."""
+    if labels is None:
+        return model(x, time)
+    if guidance_scale == 1.0:
+        return model(x, time, labels)
+    null = torch.full_like(labels, model.null_label)
+    if guidance_scale == 0.0:
+        return model(x, time, null)
+    out_c, out_u = model(torch.cat([x, x]), torch.cat([time, time]), torch.cat([labels, null])).chunk(2)
+    return out_u + guidance_scale * (out_c - out_u)

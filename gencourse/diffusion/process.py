@@ -65,16 +65,10 @@ class GaussianDiffusion(nn.Module):
         ``s = 0`` is unconditional, ``s = 1`` plain conditional, ``s > 1`` guided.
         Both predictions come from one batched call.
         """
+        from ..unet import guided
+
         tt = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
-        if labels is None:
-            return self.model(x, tt)
-        if guidance_scale == 1.0:
-            return self.model(x, tt, labels)
-        null = torch.full_like(labels, self.model.null_label)
-        if guidance_scale == 0.0:
-            return self.model(x, tt, null)
-        eps_c, eps_u = self.model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null])).chunk(2)
-        return eps_u + guidance_scale * (eps_c - eps_u)
+        return guided(self.model, x, tt, labels, guidance_scale)
 
     @torch.no_grad()
     def sample(self, n: int, *, labels: Tensor | None = None, guidance_scale: float = 1.0,

@@ -62,16 +62,9 @@ class FlowMatching(nn.Module):
     def velocity(self, x: Tensor, t: Tensor, labels: Tensor | None = None, guidance_scale: float = 1.0) -> Tensor:
         """``v(x, t)`` for images ``x`` (B, C, H, W) in [-1, 1] at times ``t`` (B,); with labels,
         classifier-free guidance ``v = v(x, t, null) + s (v(x, t, y) - v(x, t, null))`` (one batched call)."""
-        tt = t * self.time_scale
-        if labels is None:
-            return self.model(x, tt)
-        if guidance_scale == 1.0:
-            return self.model(x, tt, labels)
-        null = torch.full_like(labels, self.model.null_label)
-        if guidance_scale == 0.0:
-            return self.model(x, tt, null)
-        v_c, v_u = self.model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null])).chunk(2)
-        return v_u + guidance_scale * (v_c - v_u)
+        from ..unet import guided
+
+        return guided(self.model, x, t * self.time_scale, labels, guidance_scale)
 
     @torch.no_grad()
     def sample(self, n: int, *, labels: Tensor | None = None, guidance_scale: float = 1.0, method: str = "heun",
