@@ -11,7 +11,8 @@ start after the budget is spent are reported as skipped).  What it checks, in or
 2. **host syncs**: syncs per training step, counted with ``torch.cuda.set_sync_debug_mode("warn")``
    over steps between log points (the Trainer's one sync per log interval excluded);
 3. **samplers**: every recipe's ``sample`` with a CPU and a CUDA generator (shape, finite, the same
-   images for the same seed);
+   images for the same seed), in the half precision of :func:`gencourse.train.amp.inference` and the
+   largest pixel difference from the same draw in float32; then Chapter 4's toy GANs on the device;
 4. **benchmark**: the GPU columns of ``benchmarks/run.py`` (achieved TFLOP/s eager and compiled,
    against the dense peak for the device and autocast dtype);
 5. **FULL time**: the first ``--full-steps`` (default 200) steps of the slowest recipes at their
@@ -43,6 +44,7 @@ os.environ.setdefault("GENCOURSE_PROGRESS", "off")
 import torch  # noqa: E402
 
 from gencourse import recipes, utils  # noqa: E402
+from gencourse.train.amp import inference_dtype, set_inference_amp  # noqa: E402
 
 #: recipes timed for the FULL estimate (the slowest of their chapters) and the chapter they train for
 FULL_RECIPES = {"rbm-mnist": 3, "dcgan-mnist": 4, "wgan-gp-mnist": 4, "cyclegan-mnist": 5,
@@ -162,11 +164,25 @@ def check_samplers(device, dry, budget) -> list[dict]:
                 utils.seed_everything(0)
                 modules = {k: m.to(device).eval() for k, m in recipe.build(cfg).items()}
                 outs = []
-                for _ in range(2):
-                    g = torch.Generator(device=gdev).manual_seed(0)
-                    out = recipe.sample(modules, cfg, 8, device, g)
-                    outs.append(out[0] if isinstance(out, tuple) else out)
+                previous = set_inference_amp("fp16" if dry else "auto")   # the dry run walks the T4's path
+                try:
+                    for _ in range(2):
+                        g = torch.Generator(device=gdev).manual_seed(0)
+                        out = recipe.sample(modules, cfg, 8, device, g)
+                        outs.append(out[0] if isinstance(out, tuple) else out)
+                    dtype = inference_dtype(device)
+                finally:
+                    set_inference_amp(previous)
                 x = outs[0]
+                # the same draw with float32 forwards: how far half-precision inference moves the images
+                previous = set_inference_amp(False)
+                try:
+                    ref = recipe.sample(modules, cfg, 8, device, torch.Generator(device=gdev).manual_seed(0))
+                finally:
+                    set_inference_amp(previous)
+                ref = ref[0] if isinstance(ref, tuple) else ref
+                row["precision"] = str(dtype).replace("torch.", "") if dtype else "float32"
+                row["max_diff_fp32"] = float((x - ref).abs().max())
                 # reproducible up to the GPU's nondeterministic kernels (cudnn.benchmark may pick others)
                 row["ok"] = (tuple(x.shape) == (8, 1, 28, 28) and bool(torch.isfinite(x).all())
                              and float(x.min()) >= 0 and float(x.max()) <= 1
@@ -175,6 +191,35 @@ def check_samplers(device, dry, budget) -> list[dict]:
             except Exception as err:
                 row["ok"], row["error"] = False, f"{type(err).__name__}: {err}"[:300]
             rows.append(row)
+    return rows
+
+
+def check_toys(device, dry, budget) -> list[dict]:
+    """Chapter 4's ring GANs trained on ``device`` (train_toy_gan, WGAN-GP, and a two-configuration
+    train_toy_sweep): seconds and modes covered, so the chapter's FULL time on a GPU is measured."""
+    from gencourse import gan
+
+    steps = 20 if dry else 1000
+    rows = []
+    jobs = {"train_toy_gan (non-saturating)": lambda: {"": gan.train_toy_gan([0, 1, 2], steps, device=device)},
+            "train_toy_gan (WGAN-GP, 5 critic steps)": lambda: {"": gan.train_toy_gan(
+                [0, 1, 2], steps, device=device, loss="wgan-gp", d_steps=5)},
+            "train_toy_sweep (2 configurations)": lambda: gan.train_toy_sweep(
+                {"a": {}, "b": {"d_steps": 4}}, [0, 1, 2], steps, device=device)}
+    for label, job in jobs.items():
+        if budget.left() <= 0:
+            rows.append({"run": label, "steps": steps, "skipped": "time budget spent"})
+            continue
+        row = {"run": label, "steps": steps}
+        try:
+            t0 = time.perf_counter()
+            runs = job()
+            row["seconds"] = time.perf_counter() - t0
+            row["covered"] = [r.covered for r in runs.values()]
+            row["finite"] = all(bool(torch.isfinite(r.samples).all()) for r in runs.values())
+        except Exception as err:
+            row["error"] = f"{type(err).__name__}: {err}"[:300]
+        rows.append(row)
     return rows
 
 
@@ -279,7 +324,7 @@ def _table(cols, rows, cells) -> list[str]:
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     for r in rows:
         if "skipped" in r or "error" in r:
-            first = cells(r)[:1] if "recipe" in r or "family" in r or "notebook" in r else []
+            first = cells(r)[:1] if "recipe" in r or "family" in r or "notebook" in r or "run" in r else []
             note = f"skipped: {r['skipped']}" if "skipped" in r else f"**error** {r['error']}"
             lines.append("| " + " | ".join(first + [note] + [""] * (len(cols) - len(first) - 1)) + " |")
         else:
@@ -305,8 +350,12 @@ def report(device, dry, sections, seconds) -> str:
                                else _fmt(r["syncs_per_step"], ".2f"), _fmt(r.get("per_fit"), ".0f"),
                                ", ".join(r.get("where", []))])
     lines += ["", "**Samplers** with a CPU and a CUDA generator (8 images, shape, range, finite, reproducible):", ""]
-    lines += _table(["recipe", "generator", "ok", "images on"], sections["samplers"],
-                    lambda r: [r["recipe"], r["generator"], _fmt(r.get("ok")), r.get("device", "")])
+    lines += _table(["recipe", "generator", "ok", "images on", "inference", "max |x - x_fp32|"], sections["samplers"],
+                    lambda r: [r["recipe"], r["generator"], _fmt(r.get("ok")), r.get("device", ""),
+                               r.get("precision", ""), _fmt(r.get("max_diff_fp32"), ".4f")])
+    lines += ["", "**Chapter 4's toy GANs** on this device (float32; 3 seeds, one vectorised run each):", ""]
+    lines += _table(["run", "steps", "seconds", "modes covered"], sections["toys"],
+                    lambda r: [r["run"], str(r["steps"]), _fmt(r.get("seconds"), ".1f"), str(r.get("covered", ""))])
     lines += ["", "**Benchmark, GPU columns** (FLOPs of one step by `torch.utils.flop_counter`):", ""]
     lines += _table(["family", "recipe", "autocast", "TFLOP/s eager", "TFLOP/s compiled", "dense peak", "of peak"],
                     sections["benchmark"],
@@ -338,7 +387,7 @@ def failures(sections) -> list[str]:
     bad = []
     for key, rows in sections.items():
         for r in rows:
-            label = r.get("recipe") or r.get("family") or r.get("notebook")
+            label = r.get("recipe") or r.get("family") or r.get("notebook") or r.get("run")
             if "error" in r:
                 bad.append(f"{key}: {label}: {r['error']}")
             elif r.get("finite") is False or r.get("ok") is False:
@@ -371,6 +420,7 @@ def main(argv=None) -> int:
     for key, fn in (("training", lambda: check_training(device, dry, steps, budget)),
                     ("syncs", lambda: check_syncs(device, dry, budget)),
                     ("samplers", lambda: check_samplers(device, dry, budget)),
+                    ("toys", lambda: check_toys(device, dry, budget)),
                     ("benchmark", lambda: check_benchmark(device, dry, budget)),
                     ("full", lambda: check_full_time(device, dry, args.full_steps, budget)),
                     ("notebooks", lambda: check_notebooks(device, dry, args.nb_timeout, budget))):

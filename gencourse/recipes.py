@@ -82,6 +82,10 @@ class Recipe:
     datasets: tuple = ()  # datasets the recipe accepts for config["dataset"]
     notes: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.sample is not None and not getattr(self.sample, "_under_inference", False):
+            self.sample = _under_inference(self.sample)
+
     def config(self, **overrides) -> dict:
         """The default config updated with ``overrides``.
 
@@ -107,6 +111,25 @@ class Recipe:
         if self.datasets and cfg.get("dataset") not in self.datasets:
             raise ValueError(f"recipe {self.name!r} trains on {list(self.datasets)}, not {cfg.get('dataset')!r}")
         return cfg
+
+
+def _under_inference(sample: Callable) -> Callable:
+    """``sample(modules, cfg, n, device, generator)`` with its forwards under
+    :func:`gencourse.train.amp.inference` (bf16 / fp16 on CUDA, float32 on the CPU) and its floating
+    outputs returned in float32: the one rule for every recipe's sampler."""
+    import functools
+
+    from .train.amp import inference
+
+    @functools.wraps(sample)
+    def wrapped(modules, cfg, n, device, generator=None, *args, **kwargs):
+        with inference(device):
+            out = sample(modules, cfg, n, device, generator, *args, **kwargs)
+        as32 = lambda t: t.float() if torch.is_tensor(t) and t.is_floating_point() else t  # noqa: E731
+        return tuple(as32(t) for t in out) if isinstance(out, tuple) else as32(out)
+
+    wrapped._under_inference = True
+    return wrapped
 
 
 def register(recipe: Recipe) -> Recipe:

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .train.amp import inference
+
 __all__ = ["timestep_embedding", "UNet", "ResBlock", "SelfAttention"]
 
 
@@ -222,13 +224,15 @@ def guided(model: nn.Module, x: Tensor, time: Tensor, labels: Tensor | None, gui
     """The output of a class-conditional ``model(x, time, y)`` (a :class:`UNet`) with classifier-free
     guidance (Ho & Salimans 2022): ``out = out(x, null) + s (out(x, y) - out(x, null))``; ``s = 0`` is
     unconditional, ``s = 1`` plain conditional, and both predictions of ``s > 1`` come from one batched
-    call.  Chapter 6 guides noise predictions with it, Chapter 8 velocities."""
-    if labels is None:
-        return model(x, time)
-    if guidance_scale == 1.0:
-        return model(x, time, labels)
-    null = torch.full_like(labels, model.null_label)
-    if guidance_scale == 0.0:
-        return model(x, time, null)
-    out_c, out_u = model(torch.cat([x, x]), torch.cat([time, time]), torch.cat([labels, null])).chunk(2)
+    call.  Chapter 6 guides noise predictions with it, Chapter 8 velocities.  The forward runs under
+    :func:`gencourse.train.amp.inference` (half precision on CUDA) and returns float32."""
+    with inference(x.device):       # bf16 / fp16 on CUDA (train.amp.inference); float32 on the CPU
+        if labels is None:
+            return model(x, time).float()
+        if guidance_scale == 1.0:
+            return model(x, time, labels).float()
+        null = torch.full_like(labels, model.null_label)
+        if guidance_scale == 0.0:
+            return model(x, time, null).float()
+        out_c, out_u = model(torch.cat([x, x]), torch.cat([time, time]), torch.cat([labels, null])).float().chunk(2)
     return out_u + guidance_scale * (out_c - out_u)

@@ -71,7 +71,7 @@ class ToyRun:
 
 
 def train_toy_gan(seeds: Sequence[int], steps: int, *, n_eval: int = 2000, snapshot_every: int | None = None,
-                  log_every: int = 100, **config) -> ToyRun:
+                  log_every: int = 100, device: torch.device | str = "cpu", **config) -> ToyRun:
     """Train one GAN per seed on the ring of Gaussians (:func:`gencourse.data.ring_of_gaussians`), vectorised.
 
     ``config`` overrides :data:`TOY_DEFAULTS` (e.g. ``real_smoothing=0.1``,
@@ -79,7 +79,8 @@ def train_toy_gan(seeds: Sequence[int], steps: int, *, n_eval: int = 2000, snaps
     gives the discriminator its own hidden sizes, default ``hidden``).
     All seeds share the data stream and the latent noise draws but nothing else; seed
     s fixes the initial weights of its networks.  Mode coverage of ``n_eval`` samples
-    per seed with :func:`gencourse.metrics.count_modes`.
+    per seed with :func:`gencourse.metrics.count_modes`.  ``device``: where the networks train and the
+    data and noise are drawn (the default global generator of that device); samples come back on the CPU.
     """
     from ..metrics.modes import count_modes
     from ..train import Trainer
@@ -90,9 +91,10 @@ def train_toy_gan(seeds: Sequence[int], steps: int, *, n_eval: int = 2000, snaps
     cfg = dict(TOY_DEFAULTS, **config)
     seeds = [int(s) for s in seeds]
     S = len(seeds)
-    G = MLPGenerator(cfg["latent_dim"], (2,), cfg["hidden"], n_models=S, seeds=[1000 + s for s in seeds])
+    dev = torch.device(device)
+    G = MLPGenerator(cfg["latent_dim"], (2,), cfg["hidden"], n_models=S, seeds=[1000 + s for s in seeds]).to(dev)
     D = MLPDiscriminator((2,), cfg["d_hidden"] or cfg["hidden"], dropout=cfg["dropout"], n_models=S,
-                         seeds=[2000 + s for s in seeds])
+                         seeds=[2000 + s for s in seeds]).to(dev)
     opt_g, opt_d = (adam(m.parameters(), cfg[lr], cfg["betas"]) for m, lr in ((G, "lr_g"), (D, "lr_d")))
     # each network's loss is a mean over its batch; summing over the S networks keeps their gradients separate
     step = gan_step(G, D, _Scaled(opt_g, S), _Scaled(opt_d, S), latent_dim=cfg["latent_dim"], loss=cfg["loss"],
@@ -101,24 +103,31 @@ def train_toy_gan(seeds: Sequence[int], steps: int, *, n_eval: int = 2000, snaps
                     batch_dims=2)
     B, k, r, std = cfg["batch_size"], cfg["modes"], cfg["radius"], cfg["std"]
     centres = _data.ring_modes(k, r)
-
-    def sample():  # a fresh batch per step for every network: (S, B, 2), as data.ring_of_gaussians draws it
-        return centres[torch.randint(k, (S, B))] + std * torch.randn(S, B, 2)
+    sample = _ring_stream(centres, std, S, B, dev)
     trainer = Trainer(step, sample, modules={"generator": G, "discriminator": D},
-                      optimizers={"g": opt_g, "d": opt_d}, log_every=log_every, progress="off")
+                      optimizers={"g": opt_g, "d": opt_d}, log_every=log_every, progress="off",
+                      amp=False)  # 2-D toys: float32 on every device (half precision buys nothing at this size)
     snaps = []
 
     def grab(tr):
         with torch.no_grad():
-            snaps.append((tr.step, G(torch.randn(S, 500, cfg["latent_dim"])).clone()))
+            snaps.append((tr.step, G(torch.randn(S, 500, cfg["latent_dim"], device=dev)).cpu()))
 
     t0 = time.perf_counter()
     trainer.fit(steps=steps, callback=grab if snapshot_every else None, callback_every=snapshot_every)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
-        x = G(torch.randn(S, n_eval, cfg["latent_dim"]))
+        x = G(torch.randn(S, n_eval, cfg["latent_dim"], device=dev)).cpu()
     modes = [count_modes(x[s], centres, std) for s in range(S)]
     return ToyRun(cfg, seeds, x, modes, trainer.history, snaps, seconds)
+
+
+def _ring_stream(centres: Tensor, std: float, S: int, B: int, device: torch.device) -> Callable[[], Tensor]:
+    """A fresh batch per step for every network, (S, B, 2) on ``device``, drawn as
+    :func:`gencourse.data.ring_of_gaussians` draws it (a mode index, then Gaussian noise around it)."""
+    centres = centres.to(device)
+    k = len(centres)
+    return lambda: centres[torch.randint(k, (S, B), device=device)] + std * torch.randn(S, B, 2, device=device)
 
 
 class _Scaled:
@@ -217,7 +226,8 @@ class _StackDropout(nn.Module):
 
 
 def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: int = 2000,
-                    snapshot_every: int | None = None, log_every: int = 100) -> dict:
+                    snapshot_every: int | None = None, log_every: int = 100,
+                    device: torch.device | str = "cpu") -> dict:
     """Train every configuration of ``configs`` (name -> overrides of :data:`TOY_DEFAULTS`) with every seed,
     all in one vectorised run (C configurations x len(seeds) networks side by side); returns name -> ToyRun.
 
@@ -229,7 +239,7 @@ def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: 
     ``batch_size`` samples of the largest batch), and its learning rates and update schedule are its own
     (:class:`StackedAdam`), so the runs never interact.  ``ToyRun.seconds`` is the sweep's time divided by
     the number of configurations; ``ToyRun.history`` is the sweep's history, with keys
-    ``d_loss/NAME`` and ``g_loss/NAME`` (means over the seeds).
+    ``d_loss/NAME`` and ``g_loss/NAME`` (means over the seeds).  ``device`` as in :func:`train_toy_gan`.
     """
     from ..metrics.modes import count_modes
     from ..train import Trainer
@@ -253,37 +263,41 @@ def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: 
     seeds = [int(s) for s in seeds]
     names, n = list(cfgs), len(seeds)
     S = len(names) * n
-    per = lambda key: torch.tensor([float(cfgs[k][key]) for k in names for _ in seeds])  # (S,)  # noqa: E731
+    dev = torch.device(device)
+    per = lambda key: torch.tensor([float(cfgs[k][key]) for k in names for _ in seeds], device=dev)  # (S,)  # noqa: E731
     latent, B = first["latent_dim"], int(max(c["batch_size"] for c in cfgs.values()))
     G = MLPGenerator(latent, (2,), first["hidden"], n_models=S, seeds=[1000 + s for _ in names for s in seeds])
-    D = MLPDiscriminator((2,), first["d_hidden"] or first["hidden"], dropout=0.5, n_models=S, seeds=[2000 + s for _ in names for s in seeds])
+    G = G.to(dev)
+    D = MLPDiscriminator((2,), first["d_hidden"] or first["hidden"], dropout=0.5, n_models=S,
+                         seeds=[2000 + s for _ in names for s in seeds])
     drop = per("dropout")
     for i, layer in enumerate(D.net.net):               # the placeholder dropout -> one rate per network
         if isinstance(layer, nn.Dropout):
             D.net.net[i] = _StackDropout(drop)
+    D = D.to(dev)
     opt_g = StackedAdam(G.parameters(), per("lr_g"), first["betas"])
     opt_d = StackedAdam(D.parameters(), per("lr_d"), first["betas"])
     d_steps = per("d_steps").long()
     smooth, noise, flip = (per(k)[:, None] for k in ("real_smoothing", "label_noise", "flip"))   # (S, 1)
     sizes = per("batch_size")
-    weights = (torch.arange(B)[None, :] < sizes[:, None]).float() / sizes[:, None]   # (S, B): a mean per network
+    weights = (torch.arange(B, device=dev)[None, :] < sizes[:, None]).float() / sizes[:, None]   # (S, B): a mean per network
     g_loss_fn = (lambda l: F.softplus(-l)) if first["loss"] == "non-saturating" else (lambda l: -F.softplus(l))
     by_config = lambda v: v.view(len(names), n).mean(1)   # (S,) -> (C,): mean over seeds  # noqa: E731
-    last_g = {"loss": torch.zeros(S)}
+    last_g = {"loss": torch.zeros(S, device=dev)}
 
     def step(real, trainer):                                # real: (S, B, 2)
         with torch.no_grad():
-            fake = G(torch.randn(S, B, latent))
+            fake = G(torch.randn(S, B, latent, device=dev))
         d_real, d_fake = D(real), D(fake)                                               # (S, B) logits
-        t_real = label_targets((S, B), 1.0, smoothing=smooth, noise=noise, flip=flip)
-        t_fake = label_targets((S, B), 0.0, noise=noise, flip=flip)
+        t_real = label_targets((S, B), 1.0, smoothing=smooth, noise=noise, flip=flip, device=dev)
+        t_fake = label_targets((S, B), 0.0, noise=noise, flip=flip, device=dev)
         bce = F.binary_cross_entropy_with_logits
         d_loss = ((bce(d_real, t_real, reduction="none") + bce(d_fake, t_fake, reduction="none")) * weights).sum(1)
         opt_d.mask = None
         trainer.optimize(d_loss.sum(), opt_d)              # the sum over networks keeps their gradients apart
         opt_g.mask = trainer.step % d_steps == 0           # networks whose generator updates at this step
         for _ in range(first["g_steps"] if bool(opt_g.mask.any()) else 0):
-            g_loss = (g_loss_fn(D(G(torch.randn(S, B, latent)))) * weights).sum(1)       # (S,)
+            g_loss = (g_loss_fn(D(G(torch.randn(S, B, latent, device=dev)))) * weights).sum(1)   # (S,)
             trainer.optimize(g_loss.sum(), opt_g)
             last_g["loss"] = torch.where(opt_g.mask, g_loss.detach(), last_g["loss"])
         out = {}
@@ -293,20 +307,20 @@ def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: 
 
     k, r, std = first["modes"], first["radius"], first["std"]
     centres = _data.ring_modes(k, r)
-    trainer = Trainer(step, lambda: centres[torch.randint(k, (S, B))] + std * torch.randn(S, B, 2),
+    trainer = Trainer(step, _ring_stream(centres, std, S, B, dev),
                       modules={"generator": G, "discriminator": D}, optimizers={"g": opt_g, "d": opt_d},
-                      log_every=log_every, progress="off")
+                      log_every=log_every, progress="off", amp=False)   # float32, as train_toy_gan
     snaps = []
 
     def grab(tr):
         with torch.no_grad():
-            snaps.append((tr.step, G(torch.randn(S, 500, latent)).clone()))
+            snaps.append((tr.step, G(torch.randn(S, 500, latent, device=dev)).cpu()))
 
     t0 = time.perf_counter()
     trainer.fit(steps=steps, callback=grab if snapshot_every else None, callback_every=snapshot_every)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
-        x = G(torch.randn(S, n_eval, latent))
+        x = G(torch.randn(S, n_eval, latent, device=dev)).cpu()
     runs = {}
     for c, name in enumerate(names):
         part = slice(c * n, (c + 1) * n)

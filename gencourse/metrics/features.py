@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .. import classifiers, data, recipes
 from ..classifiers import FEATURE_LAYER, as_images
+from ..train.amp import inference, inference_dtype
 
 
 _CLASSIFIERS: dict = {}
@@ -67,7 +68,9 @@ class Embedding:
 @torch.no_grad()
 def embed(images: Tensor, dataset: str, *, device: torch.device | str = "cpu", batch_size: int = 2000,
           source: str | None = None) -> Embedding:
-    """Run ``images`` (N, 1, 28, 28) in [0, 1] through the classifier of ``dataset`` once, in batches."""
+    """Run ``images`` (N, 1, 28, 28) in [0, 1] through the classifier of ``dataset`` once, in batches
+    (under :func:`gencourse.train.amp.inference`: half precision on CUDA; the statistics downstream are
+    computed from the features in float64)."""
     images = as_images(images)
     if images.shape[0] < 2:
         raise ValueError(f"need at least 2 images to compare distributions, got {images.shape[0]}")
@@ -78,9 +81,11 @@ def embed(images: Tensor, dataset: str, *, device: torch.device | str = "cpu", b
     model = load_classifier(dataset, device)
     feats, logits = [], []
     for i in range(0, images.shape[0], batch_size):
-        f = model.features(images[i:i + batch_size].to(device))
+        with inference(device):     # bf16 / fp16 on CUDA, float32 on the CPU (train.amp.inference)
+            f = model.features(images[i:i + batch_size].to(device))
+            logit = model.fc2(f)
         feats.append(f.float().cpu())
-        logits.append(model.fc2(f).float().cpu())
+        logits.append(logit.float().cpu())
     return Embedding(torch.cat(feats), torch.cat(logits), dataset, source or f"{images.shape[0]} generated images")
 
 
@@ -98,7 +103,7 @@ def reference(dataset: str, real: Any = "test", device: torch.device | str = "cp
     if isinstance(real, str):
         if real not in ("test", "train"):
             raise ValueError(f"real must be 'test', 'train', images or an Embedding, got {real!r}")
-        key = (dataset, real, classifier_sha256(dataset))
+        key = (dataset, real, classifier_sha256(dataset), str(inference_dtype(device)))  # fp32 / half features differ
         if key not in _REFERENCES:
             images, _ = data.load(dataset, real)
             _REFERENCES[key] = embed(data.to_float(images), dataset, device=device,

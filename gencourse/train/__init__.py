@@ -35,7 +35,7 @@ The package, one piece a module: :mod:`~gencourse.train.trainer` (the loop),
 """
 from __future__ import annotations
 
-from .amp import amp_dtype, cpu_has_bf16
+from .amp import amp_dtype, cpu_has_bf16, inference, set_inference_amp
 from .history import History
 from .optim import adam, sgd
 from .trainer import NonFiniteLossError, Trainer
