@@ -9,10 +9,10 @@ precision/recall/density/coverage, class accuracy). Added to the metrics of ``fm
 * ``loss_curve``: the logged training loss (``steps``, ``loss``), from the run's ``state.pt``;
 * ``sampler_table_n2000``: one row per (sampler, steps) without guidance, with ``nfe``, ``fid``,
   ``seconds_per_sample`` and ``protocol`` (the format of ``ddpm-mnist``'s table; also class accuracy,
-  recall and coverage): Euler at 1-50 network evaluations, midpoint at 4 and 8;
-* ``guided_table_n2000``: Euler with classifier-free guidance at the recipe's ``sample_guidance``
-  (two network passes per evaluation of the field, counted in ``nfe``);
-* ``guidance_table_n2000``: Euler with ``sample_steps`` steps at guidance scales 1, the recipe's and 2;
+  recall and coverage): Euler at 1-50 network evaluations, midpoint at 4, 8, 16 and 20;
+* ``guided_table_n2000``: Euler (NFE 4, 10, 20) and midpoint (NFE 20) with classifier-free guidance at
+  the recipe's ``sample_guidance`` (two network passes per evaluation of the field, counted in ``nfe``);
+* ``guidance_table_n2000``: Euler with ``sample_steps`` steps at guidance scales 1, 1.25, the recipe's and 2;
 * the recipe's own evaluation (``fid``, ``class_accuracy``, ... with its ``protocol``), which is the
   guided row at the recipe's sampler;
 * ``ddim_table_n2000``: the shipped ``ddpm-mnist`` model with deterministic DDIM at the same numbers
@@ -38,12 +38,12 @@ from . import checkpoint, diffusion, flow, recipes
 from .train_cli import describe_hardware
 
 NFES = (1, 2, 4, 8, 16, 20, 50)
-#: (method, steps) without guidance: Euler at every NFE and at the recipe's 10 steps, midpoint at NFE 4 and 8
-SAMPLERS = tuple(("euler", k) for k in (1, 2, 4, 8, 10, 16, 20, 50)) + (("midpoint", 2), ("midpoint", 4))
-#: Euler with guidance (two passes per evaluation): NFE 4, 10 and 20
-GUIDED = (("euler", 2), ("euler", 5), ("euler", 10))
+#: (method, steps) without guidance: Euler at every NFE and at the recipe's 10 steps, midpoint at NFE 4-20
+SAMPLERS = tuple(("euler", k) for k in (1, 2, 4, 8, 10, 16, 20, 50)) + tuple(("midpoint", k) for k in (2, 4, 8, 10))
+#: with guidance (two passes per evaluation): Euler at NFE 4, 10 and 20, midpoint at NFE 20
+GUIDED = (("euler", 2), ("euler", 5), ("euler", 10), ("midpoint", 5))
 #: guidance scales of the sweep at the recipe's sampler, besides 1 and the recipe's own scale
-EXTRA_SCALES = (2.0,)
+EXTRA_SCALES = (1.25, 2.0)
 COUPLING_STEPS = (2, 4, 8)
 COUPLING_MODELS = ("fm-mnist-indep-2k", "fm-mnist-class-ot-2k")
 
