@@ -130,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ship", action="store_true", help="write the results into gencourse/assets/weights/")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    suffix = f"; then python -m gencourse.flow_report --n {args.n} --coupling-n {args.coupling_n}"
+    # the command as run (the sidecar's "command" must reproduce it)
+    suffix = f"; then python -m gencourse.flow_report --n {args.n}"
+    suffix += f" --only {args.only}" if args.only else ""
+    suffix += f" --coupling-n {args.coupling_n}" if args.only != "main" else ""
+    suffix += (f" --ddim-json {args.ddim_json.name} (DDIM rows reused from an earlier report)"
+               if args.ddim_json is not None else "")
     t0, c0 = time.perf_counter(), time.process_time()
     for name in COUPLING_MODELS if args.only != "main" else ():
         run = args.runs / name

@@ -13,7 +13,7 @@ FM_DEFAULTS = dict(
     dataset="mnist", n_train=60_000, data_seed=0, init_seed=0, coupling="class-ot", time_scale=1000.0, time_power=1.0,
     channels=16, channel_mults=[1, 2, 4], num_res_blocks=1, attention=True,
     num_classes=10, class_dropout=0.1,
-    lr=2e-3, warmup=200, batch_size=64, ema_decay=0.999, steps=4_500,
+    lr=2e-3, warmup=200, batch_size=64, ema_decay=0.999, steps=20_000,
     sample_method="euler", sample_steps=10, sample_guidance=1.5, eval_samples=2000,
 )
 
