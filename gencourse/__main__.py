@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
                    help="mixed precision: auto (default: bf16 or fp16 on CUDA, full precision on the CPU), bf16 "
-                        "(also on the CPU, where it pays on CPUs with native bf16), fp16 (the T4 path: fp16 autocast with a GradScaler; on the CPU it emulates that path, slowly), off")
+                        "(also on the CPU, where it pays on CPUs with native bf16), fp16 (the T4 path: fp16 "
+                        "autocast with a GradScaler; on the CPU it emulates that path, slowly), off")
     p.add_argument("--save-every", type=int, default=1000, help="steps between resumable checkpoints")
     p.add_argument("--log-every", type=int, default=100, help="steps between logged values")
     p.add_argument("--no-eval", action="store_true", help="skip the recipe's final evaluation")
