@@ -128,12 +128,8 @@ def ais(log_prior: Callable[[Tensor], Tensor], log_likelihood: Callable[[Tensor]
                          "pass more chains or adapt=False")
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # thousands of tiny operations: thread hand-offs would cost more than the maths
-    try:
+    with utils.one_thread():  # thousands of tiny operations: thread hand-offs would cost more than the maths
         return _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, adapt, target_accept, generator)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _ais(log_prior, log_likelihood, z0, betas, leapfrog, step, adapt, target_accept, generator) -> Tensor:

@@ -7,6 +7,7 @@ come from :func:`budget`, so the same notebook runs in seconds on a laptop CPU
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from types import MappingProxyType
@@ -69,6 +70,19 @@ def bernoulli(p: torch.Tensor, *, generator: torch.Generator | None = None) -> t
     if generator is None or generator.device == p.device:
         return torch.bernoulli(p, generator=generator)
     return torch.bernoulli(p.to(generator.device), generator=generator).to(p.device)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block with one intra-op CPU thread, then restore the previous count.  For loops of many
+    tiny operations (toy networks, MCMC chains), where handing each one to a second thread costs more
+    than the arithmetic it saves, and much more when another process is busy on the other core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def configure_device(device: torch.device | str) -> None:

@@ -476,3 +476,11 @@ def test_wasserstein1_against_sorting_in_1d_and_enumeration_in_2d():
     assert gan.wasserstein1(a, b) == pytest.approx(brute, rel=1e-9)
     with pytest.raises(ValueError, match="same shape"):
         gan.wasserstein1(a, b[:5])
+
+
+def test_gan_recipe_accepts_integer_betas_from_the_command_line():
+    # `--set betas=[0,0.9]` parses 0 as an int; torch's Adam then refuses a mixed pair with a cryptic message
+    recipe = recipes.get("wgan-gp-mnist")
+    cfg = recipe.config(betas=[0, 0.9], width=8)
+    opts = recipe.optimizers(recipe.build(cfg), cfg)
+    assert opts["d"].param_groups[0]["betas"] == (0.0, 0.9) and opts["g"].param_groups[0]["betas"] == (0.0, 0.9)

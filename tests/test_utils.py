@@ -99,3 +99,16 @@ def test_random_draws_follow_the_generator_rule():
     before = torch.backends.cudnn.benchmark
     utils.configure_device("cpu")  # nothing changes on the CPU
     assert torch.backends.cudnn.benchmark == before
+
+
+def test_one_thread_sets_one_intra_op_thread_and_restores_the_count_even_after_an_error():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="inside"):
+            with utils.one_thread():
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -53,7 +53,7 @@ def sampler(modules: dict) -> nn.Module:
 
 
 def _optimizers(modules, cfg):
-    betas = tuple(cfg["betas"])
+    betas = tuple(float(b) for b in cfg["betas"])  # --set betas=[0,0.9] parses 0 as an int
     return {"g": adam(modules["generator"].parameters(), lr=cfg["lr_g"], betas=betas),
             "d": adam(modules["discriminator"].parameters(), lr=cfg["lr_d"], betas=betas)}
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .. import data as _data
+from .. import utils
 from ..train import adam
 
 from .losses import discriminator_loss, label_targets
@@ -39,7 +40,8 @@ def train_discriminator(discriminator: nn.Module, sample_real: Callable[[int], T
 
     trainer = Trainer(step, lambda: (sample_real(batch_size), sample_fake(batch_size)), modules=discriminator,
                       optimizers=opt, log_every=log_every, progress="off")
-    return trainer.fit(steps=steps)
+    with utils.one_thread():  # a small MLP: a second thread would cost more than it saves
+        return trainer.fit(steps=steps)
 
 
 # two hidden layers of 32 units and batches of 64: the ring experiments are compute-bound on a CPU, and at this
@@ -114,7 +116,8 @@ def train_toy_gan(seeds: Sequence[int], steps: int, *, n_eval: int = 2000, snaps
             snaps.append((tr.step, G(torch.randn(S, 500, cfg["latent_dim"], device=dev)).cpu()))
 
     t0 = time.perf_counter()
-    trainer.fit(steps=steps, callback=grab if snapshot_every else None, callback_every=snapshot_every)
+    with utils.one_thread():  # tiny networks: thread hand-offs would cost more than the arithmetic
+        trainer.fit(steps=steps, callback=grab if snapshot_every else None, callback_every=snapshot_every)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         x = G(torch.randn(S, n_eval, cfg["latent_dim"], device=dev)).cpu()
@@ -185,44 +188,74 @@ class StackedAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        # a handful of foreach calls per group instead of a dozen tensor ops per parameter: the toy networks
+        # are so small that the optimizer's per-call overhead, not its arithmetic, is what costs
         for group in self.param_groups:
             lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
             S = len(lr)
-            mask = torch.ones(S, dtype=torch.bool) if self.mask is None else self.mask.to(torch.bool).cpu()
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            if len(params) != len(group["params"]):   # so that every parameter's step counts stay the same
+                raise ValueError("StackedAdam updates a group's parameters together: some have gradients, "
+                                 "others none (zero the gradients instead of setting them to None)")
+            for p in params:
                 if p.shape[0] != S:
                     raise ValueError(f"StackedAdam has {S} learning rates but a parameter of shape {tuple(p.shape)}: "
                                      "the leading dimension must index the networks")
                 st = self.state[p]
                 if not st:
                     st.update(t=torch.zeros(S), m=torch.zeros_like(p), v=torch.zeros_like(p))
-                st["t"] += mask
-                t = st["t"].clamp_min(1)
-                view = (S,) + (1,) * (p.dim() - 1)
-                keep = mask.view(view).to(p.device)
-                g = p.grad
-                st["m"].copy_(torch.where(keep, b1 * st["m"] + (1 - b1) * g, st["m"]))           # first moment
-                st["v"].copy_(torch.where(keep, b2 * st["v"] + (1 - b2) * g * g, st["v"]))       # second moment
-                step_size = (lr / (1 - b1 ** t)).view(view).to(p.device)                      # lr / (1 - b1^t)
-                root_bc2 = (1 - b2 ** t).sqrt().view(view).to(p.device)                       # sqrt(1 - b2^t)
-                update = step_size * st["m"] / (st["v"].sqrt() / root_bc2 + eps)
-                p.sub_(torch.where(keep, update, torch.zeros_like(update)))
+            mask = torch.ones(S, dtype=torch.bool) if self.mask is None else self.mask.to(torch.bool).cpu()
+            states = [self.state[p] for p in params]
+            for st in states:
+                st["t"] += mask                                   # the step count of every updated network
+            t, keep = states[0]["t"].clamp_min(1), mask.float()  # t: the same for every parameter of the group
+            views = {}                                            # per-network factors (S,), shaped (S, 1, ..., 1)
+
+            def per_network(name, p, value):
+                if (name, p.dim()) not in views:
+                    views[name, p.dim()] = value.view((S,) + (1,) * (p.dim() - 1)).to(p.device)
+                return views[name, p.dim()]
+
+            ms, vs, grads = [st["m"] for st in states], [st["v"] for st in states], [p.grad for p in params]
+            # m <- m + keep (1 - b1) (g - m) and v <- v + keep (1 - b2) (g^2 - v): b m + (1 - b) g where the
+            # network updates, unchanged (weight 0) where it does not
+            torch._foreach_lerp_(ms, grads, [per_network("w1", p, keep * (1 - b1)) for p in params])
+            torch._foreach_lerp_(vs, torch._foreach_mul(grads, grads),
+                                 [per_network("w2", p, keep * (1 - b2)) for p in params])
+            # p <- p - keep lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+            denom = torch._foreach_sqrt(vs)
+            torch._foreach_div_(denom, [per_network("bc2", p, (1 - b2 ** t).sqrt())
+                                        for p in params])
+            torch._foreach_add_(denom, eps)
+            update = torch._foreach_div(ms, denom)
+            torch._foreach_mul_(update, [per_network("step", p, keep * lr / (1 - b1 ** t))
+                                         for p in params])
+            torch._foreach_sub_(params, update)
 
 
 class _StackDropout(nn.Module):
-    """Dropout with its own rate for each of S stacked networks: ``p`` (S,), inputs (S, B, F)."""
+    """Dropout with its own rate for each of S stacked networks: ``p`` (S,), inputs (S, B, F).  Random
+    numbers are drawn only for the networks whose rate is above zero."""
 
     def __init__(self, p: Tensor):
         super().__init__()
-        self.register_buffer("p", torch.as_tensor(p, dtype=torch.float32).view(-1, 1, 1))
+        p = torch.as_tensor(p, dtype=torch.float32).flatten()
+        on = (p > 0).nonzero().flatten()
+        self.register_buffer("p", p.view(-1, 1, 1))
+        self.register_buffer("on", on)                       # the networks with dropout
+        self.register_buffer("keep_on", (1 - p[on]).view(-1, 1, 1))
+        self.every = len(on) == len(p)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training or not bool((self.p > 0).any()):
+        if not self.training or not len(self.on):
             return x
-        keep = 1 - self.p
-        return x * (torch.rand_like(x) < keep) / keep
+        if self.every:
+            keep = 1 - self.p
+            return x * (torch.rand_like(x) < keep) / keep
+        part = x.index_select(0, self.on)
+        return x.index_copy(0, self.on, part * (torch.rand_like(part) < self.keep_on) / self.keep_on)
 
 
 def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: int = 2000,
@@ -317,7 +350,8 @@ def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: 
             snaps.append((tr.step, G(torch.randn(S, 500, latent, device=dev)).cpu()))
 
     t0 = time.perf_counter()
-    trainer.fit(steps=steps, callback=grab if snapshot_every else None, callback_every=snapshot_every)
+    with utils.one_thread():  # tiny networks: thread hand-offs would cost more than the arithmetic
+        trainer.fit(steps=steps, callback=grab if snapshot_every else None, callback_every=snapshot_every)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         x = G(torch.randn(S, n_eval, latent, device=dev)).cpu()
