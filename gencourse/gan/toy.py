@@ -321,7 +321,7 @@ def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: 
     def step(real, trainer):                                # real: (S, B, 2)
         with torch.no_grad():
             fake = G(torch.randn(S, B, latent, device=dev))
-        d_real, d_fake = D(real), D(fake)                                               # (S, B) logits
+        d_real, d_fake = D(torch.cat([real, fake], 1)).split(B, 1)     # (S, B) logits each, from one pass of D
         t_real = label_targets((S, B), 1.0, smoothing=smooth, noise=noise, flip=flip, device=dev)
         t_fake = label_targets((S, B), 0.0, noise=noise, flip=flip, device=dev)
         bce = F.binary_cross_entropy_with_logits
