@@ -484,3 +484,33 @@ def test_gan_recipe_accepts_integer_betas_from_the_command_line():
     cfg = recipe.config(betas=[0, 0.9], width=8)
     opts = recipe.optimizers(recipe.build(cfg), cfg)
     assert opts["d"].param_groups[0]["betas"] == (0.0, 0.9) and opts["g"].param_groups[0]["betas"] == (0.0, 0.9)
+
+
+GAN_RECIPES = ("dcgan-mnist", "dcgan-fashion", "cgan-mnist", "cgan-fashion", "wgan-gp-mnist")
+
+
+@pytest.mark.parametrize("name", GAN_RECIPES)
+def test_gan_recipe_trains_what_is_shipped(name):
+    # `python -m gencourse train NAME` must reproduce the shipped file's settings (Chapter 4 reads them from it)
+    shipped = recipes.shipped_meta(name)["config"]
+    cfg = recipes.get(name).config()
+    keys = ("lr_g", "lr_d", "betas", "d_steps", "g_steps", "loss", "d_norm", "deep", "batch_size", "width",
+            "latent_dim", "ema_decay", "steps")
+    differ = {k: (cfg[k], shipped[k]) for k in keys if k in shipped and cfg[k] != shipped[k]}
+    assert not differ, f"recipe vs shipped: {differ}"
+
+
+def test_stored_gan_trials_agree_with_the_weights_shipped_from_them():
+    rows = gan.stored_trials()
+    assert rows and all(r["recipe"] in GAN_RECIPES for r in rows)
+    matched = set()
+    for r in rows:
+        meta = recipes.shipped_meta(r["recipe"])
+        if meta.get("tensors_sha256", "")[:16] == r["tensors_sha256"]:
+            m = meta["metrics"]
+            assert (r["fid"], r["eval_n"], r["steps"]) == (m["fid"], m["eval_n"], m["steps"]), r["recipe"]
+            assert (r["lr_g"], r["lr_d"]) == (meta["config"]["lr_g"], meta["config"]["lr_d"])
+            matched.add(r["recipe"])
+    assert {"dcgan-mnist", "dcgan-fashion", "cgan-mnist", "cgan-fashion"} <= matched, matched
+    for r in rows:                                     # every row says how to make it again
+        assert "python -m gencourse train " + r["recipe"] in r["command"] and r["hardware"]

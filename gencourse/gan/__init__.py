@@ -41,7 +41,7 @@ from .losses import (GENERATOR_LOSSES, critic_loss, discriminator_loss, generato
                      optimal_discriminator, value_function, wasserstein_generator_loss)
 from .networks import (MLP, DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, StackedLinear, n_params,
                        to_unit)
-from .recipes import GAN_DEFAULTS, build_gan, sampler
+from .recipes import GAN_DEFAULTS, build_gan, sampler, stored_trials
 from .toy import (SWEEP_SETTINGS, TOY_DEFAULTS, StackedAdam, ToyRun, summarize_runs, train_discriminator, train_toy_gan,
                   train_toy_sweep, wasserstein1)
 from .training import LOSSES, Snapshots, ema_update, gan_step, generate, snapshot_schedule
@@ -49,6 +49,6 @@ from .training import LOSSES, Snapshots, ema_update, gan_step, generate, snapsho
 __all__ = ["StackedLinear", "MLP", "MLPGenerator", "MLPDiscriminator", "DCGenerator", "DCDiscriminator",
            "Snapshots", "snapshot_schedule", "gan_step", "ema_update", "to_unit", "generate", "sampler", "LOSSES", "n_params",
            "train_discriminator", "ToyRun", "train_toy_gan", "TOY_DEFAULTS", "summarize_runs",
-           "train_toy_sweep", "SWEEP_SETTINGS", "StackedAdam", "wasserstein1", "GAN_DEFAULTS",
+           "train_toy_sweep", "SWEEP_SETTINGS", "StackedAdam", "wasserstein1", "GAN_DEFAULTS", "stored_trials",
            "build_gan",
            "losses", *losses.__all__]
