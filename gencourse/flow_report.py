@@ -24,6 +24,12 @@ and to each 2,000-step model the coupling comparison ``coupling_row``: its strai
 256 Euler paths of 100 steps from the same noise) and its FID at Euler 2, 4 and 8 steps
 (``--coupling-n`` samples, default 1000).
 
+``python -m gencourse.flow_report --seeds 0 1 2 [--n 2000] [--ship]`` instead measures the target's
+comparison over noise seeds, on the shipped models (weights unchanged): the best row within 20 network
+evaluations of ``sampler_table_n2000`` (:data:`SEED_FM`) and ``ddpm-mnist``'s best DDIM-50 row
+(:data:`SEED_DDPM`), each with the starting noise (and DDIM's noise) drawn from every seed; stored as
+``seed_table_n2000`` in ``fm-mnist``'s metrics.  Seed 0 reproduces the two tables' rows.
+
 With ``--ship`` the results are written to ``gencourse/assets/weights/``; without it, next to the runs.
 """
 from __future__ import annotations
@@ -45,6 +51,9 @@ GUIDED = (("euler", 2), ("euler", 5), ("euler", 10), ("midpoint", 5))
 #: guidance scales of the sweep at the recipe's sampler, besides 1 and the recipe's own scale
 EXTRA_SCALES = (1.25, 2.0)
 COUPLING_STEPS = (2, 4, 8)
+#: the seed comparison: fm-mnist's best sampler within 20 NFE, ddpm-mnist's best DDIM-50 row (eta 1)
+SEED_FM = ("midpoint", 8)
+SEED_DDPM = ("ddim", 50, 1.0)
 COUPLING_MODELS = ("fm-mnist-indep-2k", "fm-mnist-class-ot-2k")
 
 
@@ -97,6 +106,29 @@ def measure(fm: flow.FlowMatching, dataset: str, method: str, steps: int, guidan
     return row, {"values": {k: round(float(v), 5) for k, v in d.items()}, "protocols": rep.protocols()}
 
 
+def seed_rows(n: int, seeds, device) -> list[dict]:
+    """:data:`SEED_FM` on the shipped fm-mnist and :data:`SEED_DDPM` on the shipped ddpm-mnist, ``n``
+    samples each (labels i % 10) from every noise seed: rows ``model, sampler, steps, nfe, seed, fid,
+    seconds_per_sample, protocol``."""
+    from .flow import load_ema as load_fm
+
+    fm, _ = load_fm("fm-mnist", device)
+    ddpm, _ = diffusion.load_ema("ddpm-mnist", device)
+    rows = []
+    for seed in seeds:
+        r, _ = measure(fm, "mnist", *SEED_FM, 1.0, n, seed=seed)
+        rows.append({"model": "fm-mnist", "sampler": r["sampler"], "steps": r["steps"], "nfe": r["nfe"], "seed": seed,
+                     "fid": r["fid"], "seconds_per_sample": r["seconds_per_sample"], "protocol": r["protocol"]})
+        with torch.no_grad():
+            d = diffusion.compare_samplers(ddpm, settings=(SEED_DDPM,), n=n, seed=seed)[0]
+        rows.append({"model": "ddpm-mnist", "sampler": d["sampler"], "steps": d["steps"], "eta": d["eta"],
+                     "nfe": d["steps"], "seed": seed, "fid": d["fid"], "seconds_per_sample": d["seconds_per_sample"],
+                     "protocol": d["protocol"]})
+        print("  ", {k: v for k, v in rows[-2].items() if k != "protocol"}, "\n  ",
+              {k: v for k, v in rows[-1].items() if k != "protocol"}, flush=True)
+    return rows
+
+
 def straightness_of(fm: flow.FlowMatching, *, n: int = 256, steps: int = 100, seed: int = 0) -> float:
     """Mean :func:`gencourse.flow.straightness` of ``n`` Euler paths (labels i % 10, noise seeded)."""
     g = torch.Generator(device=fm.device).manual_seed(seed)
@@ -127,9 +159,25 @@ def main(argv: list[str] | None = None) -> int:
                    help="reuse DDIM rows measured earlier (a JSON file with 'rows', as ddim_rows gives them)")
     p.add_argument("--only", choices=("coupling", "main"), default=None,
                    help="measure only the 2,000-step models or only fm-mnist (two processes can share the work)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                   help="instead: the target's comparison over these noise seeds, on the shipped models")
     p.add_argument("--ship", action="store_true", help="write the results into gencourse/assets/weights/")
     args = p.parse_args(argv)
     device = torch.device(args.device)
+    if args.seeds is not None:
+        rows = seed_rows(args.n, args.seeds, device)
+        path = recipes.weights_path("fm-mnist")
+        modules, ck = recipes.load_pretrained("fm-mnist", path=path)
+        cfg = {k: v for k, v in ck.config.items() if k != "recipe"}
+        suffix = f"; then python -m gencourse.flow_report --seeds {' '.join(map(str, args.seeds))} --n {args.n}"
+        command = ck.meta.get("command") or ""
+        while command.endswith(suffix):  # a re-run replaces the earlier table, and says so once
+            command = command[: -len(suffix)]
+        dest = path if args.ship else Path(f"fm-mnist-seeds-n{args.n}.pt")
+        recipes.save_pretrained("fm-mnist", modules, cfg, metrics=dict(ck.metrics, **{f"seed_table_n{args.n}": rows}),
+                                command=command + suffix, path=dest)
+        print(f"wrote {dest}")
+        return 0
     # the command as run (the sidecar's "command" must reproduce it)
     suffix = f"; then python -m gencourse.flow_report --n {args.n}"
     suffix += f" --only {args.only}" if args.only else ""

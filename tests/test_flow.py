@@ -234,3 +234,20 @@ def test_class_ot_pairs_within_each_class_only():
         assert cost(match.tolist()) == pytest.approx(min(cost(p) for p in itertools.permutations(range(len(idx)))))
     with pytest.raises(ValueError, match="one label per image"):
         flow.pair(x0, x1, "class-ot")
+
+
+def test_seed_table_repeats_the_stored_rows_at_seed_0_and_varies_with_the_noise():
+    # the target's comparison over noise seeds (flow_report --seeds): seed 0 must be the two tables' own rows
+    fm_meta, ddpm_meta = recipes.shipped_meta("fm-mnist")["metrics"], recipes.shipped_meta("ddpm-mnist")["metrics"]
+    rows = fm_meta["seed_table_n2000"]
+    assert sorted({r["seed"] for r in rows}) == [0, 1, 2]
+    fm0 = next(r for r in rows if r["model"] == "fm-mnist" and r["seed"] == 0)
+    table = next(r for r in fm_meta["sampler_table_n2000"] if (r["sampler"], r["steps"]) == (fm0["sampler"], fm0["steps"]))
+    assert fm0["fid"] == table["fid"] and fm0["nfe"] <= 20
+    best20 = min(r["fid"] for r in fm_meta["sampler_table_n2000"] if r["nfe"] <= 20)
+    assert table["fid"] == best20                                  # the compared row is the best within 20 NFE
+    dd0 = next(r for r in rows if r["model"] == "ddpm-mnist" and r["seed"] == 0)
+    best50 = min(r["fid"] for r in ddpm_meta["sampler_table_n2000"] if r["sampler"] == "ddim" and r["steps"] == 50)
+    assert abs(dd0["fid"] - best50) < 1e-9 and dd0["eta"] == 1.0
+    for model in ("fm-mnist", "ddpm-mnist"):                      # other seeds draw other noise
+        assert len({r["fid"] for r in rows if r["model"] == model}) >= 2
