@@ -85,6 +85,68 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
+def _worker_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # an interrupt reaches the parent, which stops the workers
+    torch.set_num_threads(1)
+
+
+def _seeded_call(job, seed: int) -> bytes:
+    import pickle
+
+    torch.manual_seed(seed)
+    return pickle.dumps(job())      # plain pickling: tensors travel as bytes, not as shared-memory handles
+
+
+def parallel_workers(n_jobs: int) -> int:
+    """How many worker processes :func:`run_parallel` uses by default for ``n_jobs`` jobs: one per CPU core
+    this process may run on, at most one per job; 1 (no workers: the jobs run here) where fork is not the
+    safe way to start them (not Linux) or a GPU is present (the jobs then run on it, one after another)."""
+    import sys
+
+    if not sys.platform.startswith("linux") or torch.cuda.is_available():
+        return 1
+    return max(1, min(n_jobs, len(os.sched_getaffinity(0))))
+
+
+def run_parallel(jobs: Mapping[str, Any], *, seed: int = 0, workers: int | None = None) -> dict:
+    """Call every job of ``jobs`` (name -> a picklable callable without arguments, such as
+    ``functools.partial(gan.train_toy_gan, seeds, steps, lr_d=5e-4)``), each right after
+    ``torch.manual_seed(seed)``, in ``workers`` processes forked from this one with one torch thread each;
+    returns name -> result in the order of ``jobs``.  The results are the ones the same calls give one after
+    another in this process with one thread (the toy trainers run with :func:`one_thread`), so a notebook's
+    numbers do not depend on the core count.  Jobs are handed out in order: list the longest first.
+    ``workers`` defaults to :func:`parallel_workers`; 1 runs the jobs here, one after another.  A job's
+    exception is raised here; an interrupt stops every worker.
+    """
+    import multiprocessing
+    import pickle
+
+    names = list(jobs)
+    workers = parallel_workers(len(names)) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if workers == 1:
+        out = {}
+        for name in names:
+            torch.manual_seed(seed)
+            out[name] = jobs[name]()
+        return out
+    if torch.cuda.is_initialized():
+        raise RuntimeError("run_parallel forks its workers, which cannot use CUDA once this process has: "
+                           "pass workers=1 to run the jobs here, on the GPU")
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+    try:
+        pending = [pool.apply_async(_seeded_call, (jobs[name], seed)) for name in names]
+        out = {name: pickle.loads(p.get()) for name, p in zip(names, pending)}
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+    return out
+
+
 def configure_device(device: torch.device | str) -> None:
     """The speed settings for ``device``, in one place (called by :func:`setup` and the ``train`` command).
     CUDA: TF32 tensor cores for float32 matrix products and convolutions (Ampere and newer; 10 bits of

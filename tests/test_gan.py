@@ -514,3 +514,32 @@ def test_stored_gan_trials_agree_with_the_weights_shipped_from_them():
     assert {"dcgan-mnist", "dcgan-fashion", "cgan-mnist", "cgan-fashion"} <= matched, matched
     for r in rows:                                     # every row says how to make it again
         assert "python -m gencourse train " + r["recipe"] in r["command"] and r["hardware"]
+
+
+def test_frozen_discriminator_gives_the_generator_the_same_gradients_and_restores_requires_grad():
+    from gencourse.gan.training import frozen
+
+    torch.manual_seed(0)
+    G, D = gan.DCGenerator(16, 8, deep=True), gan.DCDiscriminator(8, deep=True)
+    some = next(D.parameters())
+    some.requires_grad_(False)                       # a parameter that was frozen before stays frozen after
+    z = torch.randn(4, 16)
+
+    def g_grads():
+        G.zero_grad(set_to_none=True)
+        D.zero_grad(set_to_none=True)
+        gan.generator_loss(D(G(z)), "non-saturating").backward()
+        return [p.grad.clone() for p in G.parameters()]
+
+    reference = g_grads()                            # D's weight gradients computed too
+    assert any(p.grad is not None for p in D.parameters())
+    with frozen(D):
+        assert not any(p.requires_grad for p in D.parameters())
+        inside = g_grads()
+        assert all(p.grad is None for p in D.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(reference, inside))
+    assert [p.requires_grad for p in D.parameters()] == [p is not some for p in D.parameters()]
+    with pytest.raises(RuntimeError, match="inside"):
+        with frozen(D):
+            raise RuntimeError("inside")
+    assert [p.requires_grad for p in D.parameters()] == [p is not some for p in D.parameters()]

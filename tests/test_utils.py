@@ -112,3 +112,48 @@ def test_one_thread_sets_one_intra_op_thread_and_restores_the_count_even_after_a
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def _toy_jobs():
+    import functools
+
+    from gencourse import gan
+
+    return {"sweep": functools.partial(gan.train_toy_sweep, {"slow D": dict(lr_d=5e-4), "2 D steps": dict(d_steps=2)},
+                                       [0, 1], 60, snapshot_every=30),
+            "wgan": functools.partial(gan.train_toy_gan, [0], 30, loss="wgan-gp", d_steps=5),
+            "wide": functools.partial(gan.train_toy_gan, [0, 1], 60, d_hidden=[48, 48])}
+
+
+def test_run_parallel_gives_in_worker_processes_what_the_calls_give_here_one_after_another():
+    jobs = _toy_jobs()
+    here = {}
+    for name, job in jobs.items():            # the reference: each call right after torch.manual_seed(0), here
+        torch.manual_seed(0)
+        here[name] = job()
+    par = utils.run_parallel(jobs, seed=0, workers=2)
+    assert list(par) == list(jobs)
+    for name in ("slow D", "2 D steps"):
+        a, b = here["sweep"][name], par["sweep"][name]
+        assert torch.equal(a.samples, b.samples) and a.covered == b.covered
+        assert all(torch.equal(x, y) for (_, x), (_, y) in zip(a.snapshots, b.snapshots))
+    for name in ("wgan", "wide"):
+        assert torch.equal(here[name].samples, par[name].samples)
+        assert here[name].history["d_loss"] == par[name].history["d_loss"]
+    torch.manual_seed(1)                      # another seed gives other networks' draws
+    other = utils.run_parallel({"wide": jobs["wide"]}, seed=1, workers=1)["wide"]
+    assert not torch.equal(other.samples, here["wide"].samples)
+
+
+def test_run_parallel_uses_other_processes_and_raises_a_jobs_error_here():
+    import functools
+    import os
+
+    pids = utils.run_parallel({"a": os.getpid, "b": os.getpid}, workers=2)
+    assert os.getpid() not in pids.values()
+    assert utils.run_parallel({"a": os.getpid}, workers=1) == {"a": os.getpid()}
+    with pytest.raises(ValueError, match="invalid literal"):
+        utils.run_parallel({"fine": os.getpid, "bad": functools.partial(int, "x")}, workers=2)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        utils.run_parallel({"a": os.getpid}, workers=0)
+    assert utils.parallel_workers(1) == 1 and utils.parallel_workers(100) <= len(os.sched_getaffinity(0))

@@ -20,7 +20,7 @@ from ..train import adam
 
 from .losses import discriminator_loss, label_targets
 from .networks import MLPDiscriminator, MLPGenerator
-from .training import gan_step
+from .training import frozen, gan_step
 
 
 def train_discriminator(discriminator: nn.Module, sample_real: Callable[[int], Tensor],
@@ -211,27 +211,30 @@ class StackedAdam(torch.optim.Optimizer):
             for st in states:
                 st["t"] += mask                                   # the step count of every updated network
             t, keep = states[0]["t"].clamp_min(1), mask.float()  # t: the same for every parameter of the group
-            views = {}                                            # per-network factors (S,), shaped (S, 1, ..., 1)
+            # the per-network factors (S,), each computed once per step and shaped (S, 1, ..., 1) once per rank
+            factors = {"w1": keep * (1 - b1), "w2": keep * (1 - b2), "bc2": (1 - b2 ** t).sqrt(),
+                       "step": keep * lr / (1 - b1 ** t)}
+            views = {}
 
-            def per_network(name, p, value):
-                if (name, p.dim()) not in views:
-                    views[name, p.dim()] = value.view((S,) + (1,) * (p.dim() - 1)).to(p.device)
-                return views[name, p.dim()]
+            def per_network(name):
+                out = []
+                for p in params:
+                    if (name, p.dim()) not in views:
+                        views[name, p.dim()] = factors[name].view((S,) + (1,) * (p.dim() - 1)).to(p.device)
+                    out.append(views[name, p.dim()])
+                return out
 
             ms, vs, grads = [st["m"] for st in states], [st["v"] for st in states], [p.grad for p in params]
             # m <- m + keep (1 - b1) (g - m) and v <- v + keep (1 - b2) (g^2 - v): b m + (1 - b) g where the
             # network updates, unchanged (weight 0) where it does not
-            torch._foreach_lerp_(ms, grads, [per_network("w1", p, keep * (1 - b1)) for p in params])
-            torch._foreach_lerp_(vs, torch._foreach_mul(grads, grads),
-                                 [per_network("w2", p, keep * (1 - b2)) for p in params])
+            torch._foreach_lerp_(ms, grads, per_network("w1"))
+            torch._foreach_lerp_(vs, torch._foreach_mul(grads, grads), per_network("w2"))
             # p <- p - keep lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
             denom = torch._foreach_sqrt(vs)
-            torch._foreach_div_(denom, [per_network("bc2", p, (1 - b2 ** t).sqrt())
-                                        for p in params])
+            torch._foreach_div_(denom, per_network("bc2"))
             torch._foreach_add_(denom, eps)
             update = torch._foreach_div(ms, denom)
-            torch._foreach_mul_(update, [per_network("step", p, keep * lr / (1 - b1 ** t))
-                                         for p in params])
+            torch._foreach_mul_(update, per_network("step"))
             torch._foreach_sub_(params, update)
 
 
@@ -329,10 +332,11 @@ def train_toy_sweep(configs: dict, seeds: Sequence[int], steps: int, *, n_eval: 
         opt_d.mask = None
         trainer.optimize(d_loss.sum(), opt_d)              # the sum over networks keeps their gradients apart
         opt_g.mask = trainer.step % d_steps == 0           # networks whose generator updates at this step
-        for _ in range(first["g_steps"] if bool(opt_g.mask.any()) else 0):
-            g_loss = (g_loss_fn(D(G(torch.randn(S, B, latent, device=dev)))) * weights).sum(1)   # (S,)
-            trainer.optimize(g_loss.sum(), opt_g)
-            last_g["loss"] = torch.where(opt_g.mask, g_loss.detach(), last_g["loss"])
+        with frozen(D):                                    # no weight gradients for D in G's update
+            for _ in range(first["g_steps"] if bool(opt_g.mask.any()) else 0):
+                g_loss = (g_loss_fn(D(G(torch.randn(S, B, latent, device=dev)))) * weights).sum(1)   # (S,)
+                trainer.optimize(g_loss.sum(), opt_g)
+                last_g["loss"] = torch.where(opt_g.mask, g_loss.detach(), last_g["loss"])
         out = {}
         for name, dl, gl in zip(names, by_config(d_loss.detach()), by_config(last_g["loss"])):
             out[f"d_loss/{name}"], out[f"g_loss/{name}"] = dl, gl

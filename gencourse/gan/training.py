@@ -4,6 +4,7 @@ average of the generator (:func:`ema_update`), fixed-code snapshots saved with t
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Sequence
 
 import torch
@@ -72,6 +73,23 @@ class Snapshots(nn.Module):
 # ---------------------------------------------------------------------------
 # The training step
 # ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """Within the block, ``module``'s parameters do not require gradients (those that did are switched back
+    after it, also after an error).  For the generator's update: the loss is backpropagated through the
+    discriminator to the generator's output, and D's own weight gradients, which the next D update would
+    discard (``zero_grad``) unused, are never computed.  G's gradients are unchanged: the gradient with
+    respect to a layer's input does not depend on whether its weight gradient is computed."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
              opt_d: torch.optim.Optimizer, *, latent_dim: int, loss: str = "non-saturating", d_steps: int = 1,
              g_steps: int = 1, gp_weight: float = 10.0, real_smoothing: float = 0.0, label_noise: float = 0.0,
@@ -139,13 +157,14 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
 
         # 2. generator: g_steps updates on every d_steps-th step
         if trainer.step % d_steps == 0:
-            for _ in range(g_steps):
-                fake = generator(torch.randn(*shape, latent_dim, device=real.device), *cond)
-                scores = discriminator(fake, *cond)
-                g_loss = wasserstein_generator_loss(scores) if wasserstein else generator_loss(scores, loss)
-                trainer.optimize(g_loss, opt_g)
-                if ema is not None:
-                    ema_update(ema, generator, ema_decay, step=trainer.step // d_steps)
+            with frozen(discriminator):     # backward through D to G's output, without D's weight gradients
+                for _ in range(g_steps):
+                    fake = generator(torch.randn(*shape, latent_dim, device=real.device), *cond)
+                    scores = discriminator(fake, *cond)
+                    g_loss = wasserstein_generator_loss(scores) if wasserstein else generator_loss(scores, loss)
+                    trainer.optimize(g_loss, opt_g)
+                    if ema is not None:
+                        ema_update(ema, generator, ema_decay, step=trainer.step // d_steps)
             last_g["loss"] = g_loss.detach()
         out["g_loss"] = last_g["loss"]
         if snapshots is not None:
