@@ -5,7 +5,8 @@ Chapter 4 prints (issue 17: the learning rates over seeds, and the WGAN-GP sched
 
 Each RUN_DIR is the ``--out`` folder of one ``python -m gencourse train`` run, or a ``MODEL.pt.json``
 sidecar itself (e.g. of weights shipped before); the sidecar holds the command, the configuration and the metrics, which are copied as they are (the
-command without its ``--out``).  Without ``--write`` the rows are printed only.
+command without its ``--out``).  Without ``--write`` the rows are printed only; with ``--append`` they are
+added to the rows already stored (a run whose tensors are stored already is replaced, not repeated).
 """
 from __future__ import annotations
 
@@ -41,10 +42,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--write", action="store_true", help=f"write {ASSET.relative_to(ROOT)}")
+    p.add_argument("--append", action="store_true", help="with --write: keep the rows stored already")
     args = p.parse_args(argv)
     rows = [row(r) for r in args.runs]
     for r in rows:
         print(json.dumps({k: r[k] for k in ("recipe", "steps", "lr_g", "lr_d", "d_steps", "init_seed", "fid")}))
+    if args.append and not args.write:
+        raise SystemExit("error: --append only makes sense with --write")
+    if args.append and ASSET.is_file():
+        new = {r["tensors_sha256"] for r in rows}
+        rows = [r for r in json.loads(ASSET.read_text())["rows"] if r["tensors_sha256"] not in new] + rows
     if args.write:
         ASSET.write_text(json.dumps({"about": "finished GAN training runs (issue 17), collected by "
                                               "benchmarks/gan_trials.py from their sidecars; FID etc. as "
