@@ -24,10 +24,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gencourse as gc  # noqa: E402
 from gencourse import gan, recipes, utils  # noqa: E402
 from gencourse.gan import toy, training  # noqa: E402
+from run import record  # noqa: E402  (benchmarks/run.py)
 
 
 def ring_jobs(steps: int, seeds=(0, 1, 2)) -> dict:
@@ -136,8 +138,7 @@ def main(argv=None) -> int:
     table = "\n".join(lines)
     print(table)
     if args.record:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write("\n" + table)
+        record(table)
     return 0
 
 

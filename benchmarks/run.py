@@ -387,6 +387,12 @@ def format_tables(rows, nb_rows, device, args) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record(table: str) -> None:
+    """Append a result table to ``benchmarks/RESULTS.md`` (the ``--record`` of the benchmark scripts)."""
+    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
+        f.write("\n" + table)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
@@ -408,8 +414,7 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "notebooks": nb_rows, "machine": machine()}, indent=2))
     if args.record:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write("\n" + table)
+        record(table)
     return 0
 
 

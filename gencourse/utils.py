@@ -92,11 +92,15 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _seeded_call(job, seed: int) -> bytes:
+def _seeded_call(job, seed: int):
+    torch.manual_seed(seed)
+    return job()
+
+
+def _pickled_seeded_call(job, seed: int) -> bytes:
     import pickle
 
-    torch.manual_seed(seed)
-    return pickle.dumps(job())      # plain pickling: tensors travel as bytes, not as shared-memory handles
+    return pickle.dumps(_seeded_call(job, seed))   # plain pickling: tensors travel as bytes, not shared memory
 
 
 def parallel_workers(n_jobs: int) -> int:
@@ -128,17 +132,13 @@ def run_parallel(jobs: Mapping[str, Any], *, seed: int = 0, workers: int | None 
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if workers == 1:
-        out = {}
-        for name in names:
-            torch.manual_seed(seed)
-            out[name] = jobs[name]()
-        return out
+        return {name: _seeded_call(jobs[name], seed) for name in names}
     if torch.cuda.is_initialized():
         raise RuntimeError("run_parallel forks its workers, which cannot use CUDA once this process has: "
                            "pass workers=1 to run the jobs here, on the GPU")
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
     try:
-        pending = [pool.apply_async(_seeded_call, (jobs[name], seed)) for name in names]
+        pending = [pool.apply_async(_pickled_seeded_call, (jobs[name], seed)) for name in names]
         out = {name: pickle.loads(p.get()) for name, p in zip(names, pending)}
         pool.close()
     finally:

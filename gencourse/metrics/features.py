@@ -69,8 +69,9 @@ class Embedding:
 def embed(images: Tensor, dataset: str, *, device: torch.device | str = "cpu", batch_size: int = 500,
           source: str | None = None) -> Embedding:
     """Run ``images`` (N, 1, 28, 28) in [0, 1] through the classifier of ``dataset`` once, in batches of
-    ``batch_size`` (the features do not depend on it; on a CPU 500 was twice as fast as 2000) (under :func:`gencourse.train.amp.inference`: half precision on CUDA; the statistics downstream are
-    computed from the features in float64)."""
+    ``batch_size`` (the features do not depend on it; on a CPU 500 was twice as fast as 2000), under
+    :func:`gencourse.train.amp.inference` (half precision on CUDA; the statistics downstream are computed
+    from the features in float64)."""
     images = as_images(images)
     if images.shape[0] < 2:
         raise ValueError(f"need at least 2 images to compare distributions, got {images.shape[0]}")
