@@ -5,8 +5,10 @@ Chapter 4 prints (issue 17: the learning rates over seeds, and the WGAN-GP sched
 
 Each RUN_DIR is the ``--out`` folder of one ``python -m gencourse train`` run, or a ``MODEL.pt.json``
 sidecar itself (e.g. of weights shipped before); the sidecar holds the command, the configuration and the metrics, which are copied as they are (the
-command without its ``--out``).  Without ``--write`` the rows are printed only; with ``--append`` they are
-added to the rows already stored (a run whose tensors are stored already is replaced, not repeated).
+command without its ``--out``).  A run folder that still holds the run's ``state.pt`` adds its logged
+discriminator (critic) loss, one mean per log interval (``history``), and one with a ``RUN_DIR.curve.jsonl``
+beside it (``benchmarks/gan_curve.py``) adds its FID over training (``curve``).  Without ``--write`` the
+rows are printed only; with ``--append`` they are added to the rows already stored (a run whose tensors are stored already is replaced, not repeated).
 """
 from __future__ import annotations
 
@@ -33,9 +35,19 @@ def row(run: Path) -> dict:
     if missing:
         raise SystemExit(f"error: {sidecars[0]} has no {missing}: train without --no-eval")
     command = re.sub(r" --out \S+", "", meta.get("command") or "")
+    extra = {}
+    if run.is_dir() and (run / "state.pt").is_file():
+        import torch
+
+        hist = torch.load(run / "state.pt", weights_only=True)["state"]["history"]
+        extra["history"] = {"steps": hist["steps"], **{k: [round(v, 4) for v in hist["values"][k]]
+                                                       for k in ("d_loss", "gp") if k in hist["values"]}}
+    curve = run.parent / f"{run.name}.curve.jsonl"
+    if run.is_dir() and curve.is_file():
+        extra["curve"] = [json.loads(line) for line in curve.read_text().splitlines() if line.strip()]
     return {"recipe": cfg["recipe"], "steps": m["steps"], "generator_updates": m["steps"] // cfg["d_steps"],
             **{k: cfg[k] for k in CONFIG_KEYS}, **{k: m[k] for k in METRIC_KEYS if k in m},
-            "command": command, "tensors_sha256": meta.get("tensors_sha256", "")[:16]}
+            "command": command, "tensors_sha256": meta.get("tensors_sha256", "")[:16], **extra}
 
 
 def main(argv=None) -> int:

@@ -64,3 +64,33 @@ def test_flop_counted_step_then_fit_under_fp16():
 
     out = run._gpu_efficiency("dcgan-mnist", cfg, torch.device("cpu"), 2, 1, amp="fp16", modes=("eager",))
     assert out["amp"] == "float16" and out["tflops_eager"] > 0 and "peak_frac_eager" not in out
+
+
+def test_gan_curve_scores_the_state_as_the_run_scored_its_weights(tmp_path, monkeypatch):
+    """benchmarks/gan_curve.py scores a run's state.pt with the recipe's own evaluation: at the run's last
+    step it must give the FID the run itself recorded in its sidecar (same generator, same seed); and
+    gan_trials.py stores that curve and the logged losses with the run."""
+    import json
+
+    from gencourse import checkpoint, recipes
+    from gencourse.__main__ import main
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gan_curve
+    import gan_trials
+
+    monkeypatch.setenv("GENCOURSE_PROGRESS", "off")
+    out = tmp_path / "run"
+    settings = [f"{k}={json.dumps(v)}" for k, v in dict(recipes.smoke_settings("wgan-gp-mnist"), eval_samples=64).items()]
+    assert main(["train", "wgan-gp-mnist", "--steps", "4", "--log-every", "2", "--out", str(out),
+                 "--set", *settings]) == 0
+    sidecar = json.loads((out / "wgan-gp-mnist.pt.json").read_text())["metrics"]
+    assert gan_curve.main([str(out), "wgan-gp-mnist", "4", "--poll", "0"]) == 0
+    (point,) = [json.loads(line) for line in (tmp_path / "run.curve.jsonl").read_text().splitlines()]
+    assert point["step"] == 4 and point["generator_updates"] == 4 // recipes.get("wgan-gp-mnist").defaults["d_steps"]
+    assert point["fid"] == sidecar["fid"] and point["precision"] == sidecar["precision"]
+    row = gan_trials.row(out)
+    state = checkpoint.load(out / "state.pt").state["history"]
+    assert row["history"]["steps"] == state["steps"] == [2, 4]
+    assert row["history"]["d_loss"] == [round(v, 4) for v in state["values"]["d_loss"]] and "gp" in row["history"]
+    assert row["curve"] == [point]

@@ -57,7 +57,8 @@ def stored_trials() -> list[dict]:
     from each run's sidecar by ``benchmarks/gan_trials.py``): one dict per run with its recipe, steps,
     generator updates, learning rates, betas, D steps, seed, FID / precision / recall at ``eval_n`` samples
     (the recipe's own evaluation), training seconds, hardware, command and the first 16 hex digits of its
-    tensors' SHA-256."""
+    tensors' SHA-256; some runs also store their logged D / critic loss (``history``: ``steps``, ``d_loss``,
+    ``gp``) and their FID over training (``curve``: one dict per point, ``benchmarks/gan_curve.py``)."""
     import json
     from pathlib import Path
 
