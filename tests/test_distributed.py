@@ -94,8 +94,14 @@ def test_two_ranks_equal_one_process_with_the_global_batch(ddp_runs, name, tmp_p
     for module in one:
         assert set(one[module]) == set(two[module])  # same keys: GlobalBatchNorm saves as BatchNorm
         for key, want in one[module].items():
-            got = two[module][key]
-            assert torch.allclose(got.double(), want.double(), rtol=1e-5, atol=1e-6), (module, key)
+            got, want = two[module][key].double(), want.double()
+            # Adam divides each gradient by its running RMS + eps (1e-8): where a step's gradient is itself
+            # of order eps, the last-bit difference between one batch of 16 and two averaged halves of 8
+            # moves the update by up to lr * (rounding) / eps. Seen on an AVX-512 CPU: one weight of 25,088,
+            # 7.7e-6 apart. A wrong reduction (unaveraged, or a rank's own batch) moves weights by ~lr = 1e-3.
+            close = torch.isclose(got, want, rtol=1e-5, atol=1e-6)
+            assert float((got - want).abs().max()) < 3e-5, (module, key)
+            assert int((~close).sum()) <= max(1, close.numel() // 1000), (module, key, int((~close).sum()))
     # the check has teeth: two steps moved the weights far more than the tolerance
     first = recipes.get(name).build(recipes.get(name).config(**recipes.smoke_settings(name)))
     for module, m in first.items():
