@@ -364,8 +364,11 @@ def test_row_09_the_nan_advice_works(tmp_path, monkeypatch, capsys):
 
 
 _MID_STEP_CHILD = textwrap.dedent("""
-    import sys, time, torch
+    import signal, sys, time, torch
     sys.path.insert(0, {here!r})
+    # started from a background job (nohup, some CI runners) the child inherits SIGINT as ignored, and the
+    # Trainer leaves an ignored signal ignored; a terminal's Ctrl-C finds Python's handler, as restored here
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from test_faults import toy_trainer
 
     torch.set_num_threads(1)
