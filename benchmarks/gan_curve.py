@@ -18,21 +18,22 @@ from pathlib import Path
 
 import torch
 
-from gencourse import recipes
+from gencourse import checkpoint, recipes
 
 
-def score(state: dict, recipe) -> dict:
-    cfg = {k: v for k, v in state["meta"]["config"].items() if k != "recipe"}
+def score(ck: checkpoint.Checkpoint, recipe) -> dict:
+    """The recipe's evaluation of the generator in a run's saved state ``ck`` (a loaded ``state.pt``)."""
+    cfg = {k: v for k, v in ck.config.items() if k != "recipe"}
     mods = recipe.build(cfg)
     for name, module in mods.items():
-        if name in state["state"]["modules"]:
-            module.load_state_dict(state["state"]["modules"][name])
+        if name in ck.state["modules"]:
+            module.load_state_dict(ck.state["modules"][name])
         module.eval()
     with torch.no_grad():
         res = recipe.evaluate(mods, cfg, "cpu")
-    step = state["state"]["step"]
+    step = ck.state["step"]
     return {"step": step, "generator_updates": step // cfg["d_steps"],
-            "train_seconds": round(state["state"]["seconds"], 1),
+            "train_seconds": round(ck.state["seconds"], 1),
             **{k: res[k] for k in ("fid", "precision", "recall", "floor_fid", "eval_n")}}
 
 
@@ -48,9 +49,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)  # beside a training run: take one core, not all of them
     while todo:
         path = args.run / "state.pt"
-        state = torch.load(path, weights_only=True) if path.is_file() else None
-        if state is not None and state["state"]["step"] >= todo[0]:
-            row = score(state, recipe)
+        # the .pt is replaced atomically and checked against its own SHA-256; its sidecar is rewritten just
+        # after it, so a read between the two would see them disagree: the sidecar is not checked here
+        ck = checkpoint.load(path, check_sidecar=False) if path.is_file() else None
+        if ck is not None and ck.state["step"] >= todo[0]:
+            row = score(ck, recipe)
             print(json.dumps(row), flush=True)
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")

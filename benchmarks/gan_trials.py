@@ -37,9 +37,9 @@ def row(run: Path) -> dict:
     command = re.sub(r" --out \S+", "", meta.get("command") or "")
     extra = {}
     if run.is_dir() and (run / "state.pt").is_file():
-        import torch
+        from gencourse import checkpoint
 
-        hist = torch.load(run / "state.pt", weights_only=True)["state"]["history"]
+        hist = checkpoint.load(run / "state.pt").state["history"]
         extra["history"] = {"steps": hist["steps"], **{k: [round(v, 4) for v in hist["values"][k]]
                                                        for k in ("d_loss", "gp") if k in hist["values"]}}
     curve = run.parent / f"{run.name}.curve.jsonl"
