@@ -543,3 +543,107 @@ def test_frozen_discriminator_gives_the_generator_the_same_gradients_and_restore
         with frozen(D):
             raise RuntimeError("inside")
     assert [p.requires_grad for p in D.parameters()] == [p is not some for p in D.parameters()]
+
+
+# ---------------------------------------------------------------------------
+# the hinge loss, the R1 penalty and spectral normalisation (issue 17 trials)
+# ---------------------------------------------------------------------------
+def test_hinge_losses_by_hand():
+    real, fake = torch.tensor([2.0, 0.5, -1.0], dtype=D64), torch.tensor([-3.0, 0.0, 1.5], dtype=D64)
+    # real: max(0, 1 - l) = 0, 0.5, 2 -> mean 2.5/3; fake: max(0, 1 + l) = 0, 1, 2.5 -> mean 3.5/3
+    assert torch.isclose(L.hinge_discriminator_loss(real, fake), torch.tensor(6.0 / 3, dtype=D64))
+    assert torch.isclose(L.hinge_generator_loss(fake), torch.tensor(-(-3.0 + 0.0 + 1.5) / 3, dtype=D64))
+
+
+def test_r1_penalty_of_a_linear_and_a_quadratic_discriminator():
+    # l(x) = <w, x>: grad = w for every sample, so E ||grad||^2 = ||w||^2
+    w = torch.tensor([1.0, -2.0, 0.5], dtype=D64, requires_grad=True)
+    x = torch.randn(7, 3, dtype=D64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    r1 = L.r1_penalty(x @ w, x)
+    assert torch.isclose(r1, w.detach().square().sum())
+    (gw,) = torch.autograd.grad(r1, w)                           # differentiable in D's parameters: d/dw ||w||^2
+    assert torch.allclose(gw, 2 * w.detach())
+    # l(x) = 0.5 ||x||^2: grad = x, so the penalty is the mean squared norm of the samples
+    assert torch.isclose(L.r1_penalty(0.5 * x.square().sum(1), x), x.detach().square().sum(1).mean())
+    with pytest.raises(ValueError, match="requires_grad"):
+        L.r1_penalty(x.detach() @ w, x.detach())
+
+
+def test_spectral_norm_discriminator_has_unit_spectral_norm_layers():
+    torch.manual_seed(0)
+    D = gan.DCDiscriminator(8, norm="none", spectral=True, deep=True, n_classes=10)
+    D.train()
+    x, y = torch.randn(4, 1, 28, 28), torch.arange(4)
+    for _ in range(100):                                         # power iterations converge over forward passes
+        D(x, y)
+    D.eval()
+    layers = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))]
+    assert len(layers) == 5                                      # 3 convolutions, the output layer, the embedding
+    for m in layers:
+        w = m.weight.detach().flatten(1).double()               # the normalised weight, as the layer uses it
+        # power iteration underestimates sigma_max, so the normalised norm approaches 1 from above
+        assert 1 - 1e-6 <= torch.linalg.matrix_norm(w, ord=2).item() < 1.01
+    # the unnormalised network's largest singular values are far from 1 (N(0, 0.02) initialisation)
+    plain = gan.DCDiscriminator(8, norm="none", deep=True)
+    assert torch.linalg.matrix_norm(plain.features[0].weight.detach().flatten(1).double(), ord=2).item() < 0.5
+
+
+@pytest.mark.parametrize("loss,r1", [("hinge", 0.0), ("non-saturating", 1.0), ("hinge", 2.0)])
+def test_gan_step_hinge_and_r1_logs_and_updates(loss, r1):
+    from gencourse.train import Trainer
+
+    torch.manual_seed(0)
+    G, D = gan.MLPGenerator(2, (2,), [8]), gan.MLPDiscriminator((2,), [8])
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 0.01), torch.optim.Adam(D.parameters(), 0.01)
+    step = gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, loss=loss, r1_weight=r1)
+    tr = Trainer(step, lambda: torch.randn(16, 2), modules={"g": G, "d": D}, optimizers={"g": opt_g, "d": opt_d},
+                 log_every=1, progress="off")
+    hist = tr.fit(steps=3)
+    assert ("r1" in hist.values) == bool(r1) and all(math.isfinite(v) for v in hist["d_loss"])
+    if loss == "hinge" and not r1:   # the logged D loss is the hinge loss of the logged mean scores' batch
+        assert all(v >= 0 for v in hist["d_loss"])
+    with pytest.raises(ValueError, match="cross-entropy losses only"):
+        gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, loss="hinge", flip=0.1)
+    with pytest.raises(ValueError, match="r1_weight must be >= 0"):
+        gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, r1_weight=-1.0)
+
+
+def test_r1_in_gan_step_adds_half_gamma_times_the_penalty_to_the_discriminator_loss():
+    """One D update with r1_weight = gamma against the same update with the loss written out by hand."""
+    from gencourse.train import Trainer
+
+    def run(r1_weight, manual):
+        torch.manual_seed(0)
+        G, D = gan.MLPGenerator(2, (2,), [8]), gan.MLPDiscriminator((2,), [8])
+        opt_g, opt_d = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1)
+        real = torch.randn(16, 2, generator=torch.Generator().manual_seed(1))
+        if manual:
+            torch.manual_seed(5)
+            fake = G(torch.randn(16, 2)).detach()
+            x = real.clone().requires_grad_(True)
+            lr_, lf = D(x), D(fake)
+            loss = L.discriminator_loss(lr_, lf) + 0.5 * 3.0 * L.r1_penalty(lr_, x)
+            opt_d.zero_grad()
+            loss.backward()
+            opt_d.step()
+            return [p.detach().clone() for p in D.parameters()]
+        step = gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, r1_weight=r1_weight)
+        tr = Trainer(step, lambda: real, modules={"g": G, "d": D}, optimizers={"g": opt_g, "d": opt_d},
+                     progress="off")
+        torch.manual_seed(5)
+        step(real, tr)
+        return [p.detach().clone() for p in D.parameters()]
+
+    by_hand, stepped, without = run(3.0, True), run(3.0, False), run(0.0, False)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(by_hand, stepped))
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(by_hand, without))
+
+
+def test_spectral_hinge_recipe_smoke_and_mlp_rejects_spectral():
+    cfg = dict(width=8, latent_dim=8, n_train=256, batch_size=32, steps=4, snapshots=1, eval_samples=50,
+               d_spectral=True, d_norm="none", loss="hinge", r1_weight=1.0)
+    trainer, modules, cfg = recipes.build_trainer("dcgan-mnist", cfg, progress="off", log_every=2)
+    hist = trainer.fit(steps=4)
+    assert all(math.isfinite(v) for v in hist["d_loss"]) and "r1" in hist.values
+    with pytest.raises(ValueError, match="arch='dcgan' only"):
+        gan.build_gan(dict(gan.GAN_DEFAULTS, arch="mlp", d_spectral=True))

@@ -37,8 +37,9 @@ from __future__ import annotations
 
 from . import losses
 from .losses import (GENERATOR_LOSSES, critic_loss, discriminator_loss, generator_loss,
-                     generator_loss_nonsaturating, generator_loss_saturating, gradient_penalty, label_targets,
-                     optimal_discriminator, value_function, wasserstein_generator_loss)
+                     generator_loss_nonsaturating, generator_loss_saturating, gradient_penalty,
+                     hinge_discriminator_loss, hinge_generator_loss, label_targets, optimal_discriminator, r1_penalty,
+                     value_function, wasserstein_generator_loss)
 from .networks import (MLP, DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, StackedLinear, n_params,
                        to_unit)
 from .recipes import GAN_DEFAULTS, build_gan, sampler, stored_trials

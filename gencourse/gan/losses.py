@@ -18,6 +18,9 @@ e.g. (seeds, batch) for the toy ensembles), never a sum.
 :func:`critic_loss`        Wasserstein critic ``E f(G(z)) - E f(x)``
 :func:`wasserstein_generator_loss`  ``-E f(G(z))``
 :func:`gradient_penalty`   ``E (||grad f(x_hat)||_2 - 1)^2``, x_hat on real-fake lines
+:func:`hinge_discriminator_loss`  ``E max(0, 1 - l(x)) + E max(0, 1 + l(G(z)))``
+:func:`hinge_generator_loss`      ``-E l(G(z))``
+:func:`r1_penalty`         ``E ||grad_x l(x)||_2^2`` on real data (times gamma / 2)
 ========================  =====================================================
 """
 from __future__ import annotations
@@ -32,7 +35,8 @@ from .. import utils
 
 __all__ = ["value_function", "discriminator_loss", "generator_loss", "generator_loss_saturating",
            "generator_loss_nonsaturating", "critic_loss", "wasserstein_generator_loss", "gradient_penalty",
-           "label_targets", "optimal_discriminator", "GENERATOR_LOSSES"]
+           "label_targets", "optimal_discriminator", "GENERATOR_LOSSES", "hinge_discriminator_loss",
+           "hinge_generator_loss", "r1_penalty"]
 
 GENERATOR_LOSSES = ("non-saturating", "saturating")
 
@@ -122,6 +126,31 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)           # per-sample grad_x f(x_hat)
     norms = grad.flatten(batch_dims).norm(2, dim=-1)                                   # shape lead
     return (norms - 1).square().mean()
+
+
+def hinge_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Hinge loss of the discriminator: ``E_x max(0, 1 - l(x)) + E_z max(0, 1 + l(G(z)))``, each a batch mean.
+
+    A real sample whose logit is already above 1, or a fake one below -1, contributes nothing: the
+    discriminator stops pushing on samples it classifies with a margin (Lim & Ye 2017; Miyato et al. 2018).
+    """
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def hinge_generator_loss(fake_logits: Tensor) -> Tensor:
+    """``-E_z l(G(z))``: the generator of the hinge game raises the logit of its samples (a batch mean)."""
+    return -fake_logits.mean()
+
+
+def r1_penalty(real_logits: Tensor, real: Tensor, *, batch_dims: int = 1) -> Tensor:
+    """R1 penalty ``E_x ||grad_x l(x)||_2^2`` on real data (Mescheder et al. 2018); the loss adds it times
+    ``gamma / 2``.  ``real_logits`` must have been computed from ``real`` with ``real.requires_grad``.
+    Differentiable w.r.t. the discriminator's parameters (``create_graph=True``).  Mean over samples."""
+    if not real.requires_grad:
+        raise ValueError("r1_penalty needs the logits of real.requires_grad_(True) inputs: call "
+                         "real = real.detach().requires_grad_(True) before the discriminator")
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.flatten(batch_dims).square().sum(-1).mean()
 
 
 def label_targets(shape, value: float, *, smoothing: float | Tensor = 0.0, noise: float | Tensor = 0.0,

@@ -199,18 +199,21 @@ class DCDiscriminator(nn.Module):
     each class adds its own vector ``e_y`` (projection discriminator).  ``norm``:
     ``"batch"`` (DCGAN), ``"layer"`` or ``"none"`` (WGAN-GP critics: the penalty is
     per sample, which batch norm would mix).  ``dropout`` after each LeakyReLU.
-    ``deep=True`` adds the bracketed 3x3 convolution.
+    ``deep=True`` adds the bracketed 3x3 convolution.  ``spectral=True`` divides the
+    weight of every convolution, the output layer and the class embedding by its
+    largest singular value (spectral normalisation, Miyato et al. 2018; one power
+    iteration per training forward pass), which bounds each layer's Lipschitz constant.
     """
 
     def __init__(self, width: int = 64, *, n_classes: int = 0, norm: str = "batch", dropout: float = 0.0,
-                 deep: bool = False):
+                 deep: bool = False, spectral: bool = False):
         super().__init__()
         w = width
         norms = {"batch": nn.BatchNorm2d, "layer": lambda c: nn.GroupNorm(1, c), "none": lambda c: nn.Identity()}
         if norm not in norms:
             raise ValueError(f"norm must be one of {sorted(norms)}, got {norm!r}")
         drop = (lambda: nn.Dropout(dropout)) if dropout else nn.Identity
-        self.width, self.n_classes, self.norm, self.deep = width, n_classes, norm, deep
+        self.width, self.n_classes, self.norm, self.deep, self.spectral = width, n_classes, norm, deep, spectral
         # built only when used: constructing layers draws from the RNG, which would change the initial
         # weights of deep=False networks for a given seed
         refine = ([nn.Conv2d(w, w, 3, 1, 1, bias=norm == "none"), norms[norm](w), nn.LeakyReLU(0.2, True), drop()]
@@ -226,6 +229,11 @@ class DCDiscriminator(nn.Module):
         _dcgan_init(self)
         if self.embed is not None:
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
+        if spectral:  # after the initialisation: the parametrisation keeps the initial weight as "original"
+            sn = nn.utils.parametrizations.spectral_norm
+            for m in list(self.modules()):
+                if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+                    sn(m)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         phi = self.features(x)                                          # (B, 2w * 49)

@@ -19,7 +19,7 @@ from .training import Snapshots, gan_step, generate, snapshot_schedule
 GAN_DEFAULTS = dict(
     dataset="mnist", arch="dcgan", conditional=False, latent_dim=64, width=32, d_width=0, deep=False,
     hidden=[256, 512],
-    d_norm="batch", d_dropout=0.0, loss="non-saturating", d_steps=1, g_steps=1, gp_weight=10.0,
+    d_norm="batch", d_dropout=0.0, d_spectral=False, loss="non-saturating", r1_weight=0.0, d_steps=1, g_steps=1, gp_weight=10.0,
     real_smoothing=0.0, label_noise=0.0, flip=0.0,
     lr_g=4e-4, lr_d=1e-4, betas=[0.5, 0.999], batch_size=64, steps=8000, n_train=0, init_seed=0,
     ema_decay=0.999, snapshots=8, eval_samples=10_000,
@@ -34,8 +34,10 @@ def build_gan(cfg: dict) -> dict:
     if cfg["arch"] == "dcgan":
         G = DCGenerator(cfg["latent_dim"], cfg["width"], n_classes=k, deep=cfg["deep"])
         D = DCDiscriminator(cfg["d_width"] or cfg["width"], n_classes=k, norm=cfg["d_norm"], dropout=cfg["d_dropout"],
-                            deep=cfg["deep"])
+                            deep=cfg["deep"], spectral=cfg["d_spectral"])
     elif cfg["arch"] == "mlp":
+        if cfg["d_spectral"]:
+            raise ValueError("d_spectral=True is implemented for arch='dcgan' only: set d_spectral=false or arch=dcgan")
         G = MLPGenerator(cfg["latent_dim"], (1, 28, 28), cfg["hidden"], n_classes=k, tanh=True)
         D = MLPDiscriminator((1, 28, 28), list(reversed(cfg["hidden"])), n_classes=k, dropout=cfg["d_dropout"])
     else:
@@ -86,7 +88,7 @@ def _step(modules, opts, cfg):
     return gan_step(modules["generator"], modules["discriminator"], opts["g"], opts["d"],
                     latent_dim=cfg["latent_dim"], loss=cfg["loss"], d_steps=cfg["d_steps"], g_steps=cfg["g_steps"],
                     gp_weight=cfg["gp_weight"], real_smoothing=cfg["real_smoothing"], label_noise=cfg["label_noise"],
-                    flip=cfg["flip"], snapshots=modules.get("snapshots"), ema=modules.get("generator_ema"),
+                    flip=cfg["flip"], r1_weight=cfg["r1_weight"], snapshots=modules.get("snapshots"), ema=modules.get("generator_ema"),
                     ema_decay=cfg["ema_decay"])
 
 

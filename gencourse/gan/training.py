@@ -12,12 +12,12 @@ from torch import Tensor, nn
 
 from .. import utils
 
-from .losses import (critic_loss, discriminator_loss, generator_loss, gradient_penalty, label_targets,
-                     wasserstein_generator_loss)
+from .losses import (critic_loss, discriminator_loss, generator_loss, gradient_penalty, hinge_discriminator_loss,
+                     hinge_generator_loss, label_targets, r1_penalty, wasserstein_generator_loss)
 from .networks import to_unit
 
 
-LOSSES = ("non-saturating", "saturating", "wgan-gp")
+LOSSES = ("non-saturating", "saturating", "wgan-gp", "hinge")
 
 
 # ---------------------------------------------------------------------------
@@ -93,7 +93,7 @@ def frozen(module: nn.Module):
 def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
              opt_d: torch.optim.Optimizer, *, latent_dim: int, loss: str = "non-saturating", d_steps: int = 1,
              g_steps: int = 1, gp_weight: float = 10.0, real_smoothing: float = 0.0, label_noise: float = 0.0,
-             flip: float = 0.0, batch_dims: int = 1, snapshots: Snapshots | None = None,
+             flip: float = 0.0, r1_weight: float = 0.0, batch_dims: int = 1, snapshots: Snapshots | None = None,
              ema: nn.Module | None = None, ema_decay: float = 0.999) -> Callable:
     """A step function ``step(batch, trainer) -> {"d_loss", "g_loss", ...}`` for the alternating game.
 
@@ -105,13 +105,17 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
 
     ``loss``: ``"non-saturating"`` or ``"saturating"`` generator loss with the BCE
     discriminator, or ``"wgan-gp"`` (critic loss + ``gp_weight`` x gradient
-    penalty, generator ``-E f(G(z))``).  Label tricks (BCE losses only):
+    penalty, generator ``-E f(G(z))``) or ``"hinge"`` (:func:`~gencourse.gan.losses.hinge_discriminator_loss`,
+    generator ``-E l(G(z))``).  ``r1_weight`` = gamma adds ``gamma / 2`` times the R1
+    penalty on real data to the discriminator's loss (any loss).  Label tricks (BCE losses only):
     ``real_smoothing`` (one-sided), ``label_noise`` and ``flip`` (both sides), see
     :func:`gencourse.gan.losses.label_targets`.  ``batch_dims=2`` for stacked toy
     networks (inputs (S, B, ...)).  Logged: ``d_loss`` (critic loss *without* the
     penalty for WGAN-GP, so its negative estimates W1), ``g_loss`` (of the latest
-    generator update), ``gp`` (WGAN-GP) and ``d_real`` / ``d_fake``, the mean
-    probability (BCE) or score (WGAN-GP) D gives real and fake samples.
+    generator update), ``gp`` (WGAN-GP, the penalty *before* the weight ``gp_weight``),
+    ``r1`` (the R1 penalty before ``r1_weight / 2``, when it is on) and ``d_real`` /
+    ``d_fake``, the mean probability (BCE losses) or raw score (WGAN-GP, hinge) D gives
+    real and fake samples.
 
     ``ema``: a copy of the generator that tracks the exponential moving average of its
     weights (:func:`ema_update`, after every generator update); ``snapshots`` then
@@ -121,8 +125,13 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if d_steps < 1 or g_steps < 1:
         raise ValueError(f"d_steps and g_steps must be >= 1, got {d_steps}, {g_steps}")
-    wasserstein = loss == "wgan-gp"
+    if r1_weight < 0:
+        raise ValueError(f"r1_weight must be >= 0 (0 turns the R1 penalty off), got {r1_weight}")
+    wasserstein, hinge = loss == "wgan-gp", loss == "hinge"
     tricks = bool(real_smoothing or label_noise or flip)
+    if tricks and (wasserstein or hinge):
+        raise ValueError(f"label smoothing, noise and flips apply to the cross-entropy losses only, not loss={loss!r}: "
+                         "set real_smoothing=label_noise=flip=0")
     last_g: dict = {}
 
     def step(batch, trainer):
@@ -133,9 +142,15 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
         # 1. discriminator / critic: one update against a fresh batch of fakes
         with torch.no_grad():
             fake = generator(torch.randn(*shape, latent_dim, device=real.device), *cond)
+        if r1_weight:
+            real = real.detach().requires_grad_(True)
         d_real, d_fake = discriminator(real, *cond), discriminator(fake, *cond)
         out = {}
-        if wasserstein:
+        if hinge:
+            d_loss = hinge_discriminator_loss(d_real, d_fake)
+            out.update(d_loss=d_loss.detach(), d_real=d_real.detach().float().mean(),
+                       d_fake=d_fake.detach().float().mean())
+        elif wasserstein:
             w_loss = critic_loss(d_real, d_fake)                        # E f(G(z)) - E f(x)
             with torch.autocast(real.device.type, enabled=False):        # double backward in full precision
                 gp = gradient_penalty(lambda x: discriminator(x, *cond).float(), real.float(), fake.float(),
@@ -153,6 +168,11 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
             d_loss = discriminator_loss(d_real, d_fake, real_target=t_real, fake_target=t_fake)
             out.update(d_loss=d_loss.detach(), d_real=torch.sigmoid(d_real.detach().float()).mean(),
                        d_fake=torch.sigmoid(d_fake.detach().float()).mean())
+        if r1_weight:
+            with torch.autocast(real.device.type, enabled=False):        # double backward in full precision
+                r1 = r1_penalty(d_real.float(), real, batch_dims=batch_dims)
+            d_loss = d_loss + 0.5 * r1_weight * r1
+            out["r1"] = r1.detach()
         trainer.optimize(d_loss, opt_d)
 
         # 2. generator: g_steps updates on every d_steps-th step
@@ -161,7 +181,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
                 for _ in range(g_steps):
                     fake = generator(torch.randn(*shape, latent_dim, device=real.device), *cond)
                     scores = discriminator(fake, *cond)
-                    g_loss = wasserstein_generator_loss(scores) if wasserstein else generator_loss(scores, loss)
+                    g_loss = (wasserstein_generator_loss(scores) if wasserstein else hinge_generator_loss(scores) if hinge
+                              else generator_loss(scores, loss))
                     trainer.optimize(g_loss, opt_g)
                     if ema is not None:
                         ema_update(ema, generator, ema_decay, step=trainer.step // d_steps)
