@@ -199,7 +199,8 @@ def test_every_checked_statement_of_the_built_chapters_holds():
     checked = {}
     for name in NOTEBOOK_PAGES:
         html = (SITE / f"{name}.html").read_text()
-        checked[name] = (html.count("[holds]"), html.count("DOES NOT HOLD"))
+        # the printed verdicts only: the notebook's source holds the words too, as 'DOES NOT HOLD for this run'
+        checked[name] = (html.count("[holds]"), html.count("[DOES NOT HOLD for this run]"))
     assert checked["notebooks/04_gan"][0] >= 20, checked["notebooks/04_gan"]
     failing = {k: v for k, v in checked.items() if v[1]}
     assert not failing, f"statements that do not hold on this build's runs (page: (held, failed)): {failing}"
