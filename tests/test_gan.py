@@ -639,9 +639,71 @@ def test_r1_in_gan_step_adds_half_gamma_times_the_penalty_to_the_discriminator_l
     assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(by_hand, without))
 
 
+def test_lazy_r1_applies_k_times_the_weight_on_every_kth_update_and_nothing_between():
+    """r1_every = k: on a step with trainer.step % k == 0 the D update equals the one written out by hand with
+    k * gamma / 2 * R1; on the other steps it equals the update without any penalty."""
+    from gencourse.train import Trainer
+
+    real = torch.randn(16, 2, generator=torch.Generator().manual_seed(1))
+
+    def run(at_step, r1_weight, r1_every=1, manual_weight=None):
+        torch.manual_seed(0)
+        G, D = gan.MLPGenerator(2, (2,), [8]), gan.MLPDiscriminator((2,), [8])
+        opt_g, opt_d = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1)
+        if manual_weight is not None:
+            torch.manual_seed(5)
+            fake = G(torch.randn(16, 2)).detach()
+            x = real.clone().requires_grad_(True)
+            lr_, lf = D(x), D(fake)
+            loss = L.discriminator_loss(lr_, lf) + manual_weight * L.r1_penalty(lr_, x)
+            opt_d.zero_grad()
+            loss.backward()
+            opt_d.step()
+            return [p.detach().clone() for p in D.parameters()]
+        step = gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, r1_weight=r1_weight, r1_every=r1_every, d_steps=8)
+        tr = Trainer(step, lambda: real, modules={"g": G, "d": D}, optimizers={"g": opt_g, "d": opt_d},
+                     progress="off")
+        tr.step = at_step
+        torch.manual_seed(5)
+        step(real, tr)
+        return [p.detach().clone() for p in D.parameters()]
+
+    def same(a, b):
+        return all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a, b))
+
+    by_hand = run(0, 0, manual_weight=0.5 * 3.0 * 4)
+    assert same(run(0, 3.0, r1_every=4), by_hand) and same(run(8, 3.0, r1_every=4), by_hand)
+    assert not same(run(0, 3.0), by_hand)                       # the eager penalty has a quarter of the weight
+    assert same(run(1, 3.0, r1_every=4), run(1, 0.0)) and not same(run(1, 3.0, r1_every=4), by_hand)
+    G, D = gan.MLPGenerator(2, (2,), [8]), gan.MLPDiscriminator((2,), [8])
+    with pytest.raises(ValueError, match="r1_every must be an integer >= 1"):
+        gan.gan_step(G, D, None, None, latent_dim=2, r1_weight=1.0, r1_every=0)
+
+
+def test_a_step_resumed_between_two_generator_updates_trains_d_and_logs_no_stale_g_loss():
+    """A WGAN-GP run stopped at step 7 resumes with a fresh step function at trainer.step = 7: its first calls
+    (7 % 5 != 0) update the critic only, with no g_loss yet (this used to raise KeyError), then step 10 logs it."""
+    from gencourse.train import Trainer
+
+    torch.manual_seed(0)
+    G, D = gan.MLPGenerator(2, (2,), [8]), gan.MLPDiscriminator((2,), [8])
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 0.01), torch.optim.Adam(D.parameters(), 0.01)
+    step = gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, loss="wgan-gp", d_steps=5)
+    tr = Trainer(step, lambda: torch.randn(16, 2), modules={"g": G, "d": D}, optimizers={"g": opt_g, "d": opt_d},
+                 progress="off")
+    tr.step = 7
+    g0, d0 = [p.detach().clone() for p in G.parameters()], [p.detach().clone() for p in D.parameters()]
+    out = step(torch.randn(16, 2), tr)
+    assert "g_loss" not in out and {"d_loss", "gp"} <= set(out)
+    assert all(torch.equal(a, b) for a, b in zip(g0, G.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(d0, D.parameters()))
+    tr.step = 10
+    assert "g_loss" in step(torch.randn(16, 2), tr)
+
+
 def test_spectral_hinge_recipe_smoke_and_mlp_rejects_spectral():
     cfg = dict(width=8, latent_dim=8, n_train=256, batch_size=32, steps=4, snapshots=1, eval_samples=50,
-               d_spectral=True, d_norm="none", loss="hinge", r1_weight=1.0)
+               d_spectral=True, d_norm="none", loss="hinge", r1_weight=1.0, r1_every=2)
     trainer, modules, cfg = recipes.build_trainer("dcgan-mnist", cfg, progress="off", log_every=2)
     hist = trainer.fit(steps=4)
     assert all(math.isfinite(v) for v in hist["d_loss"]) and "r1" in hist.values

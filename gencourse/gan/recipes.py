@@ -19,7 +19,7 @@ from .training import Snapshots, gan_step, generate, snapshot_schedule
 GAN_DEFAULTS = dict(
     dataset="mnist", arch="dcgan", conditional=False, latent_dim=64, width=32, d_width=0, deep=False,
     hidden=[256, 512],
-    d_norm="batch", d_dropout=0.0, d_spectral=False, loss="non-saturating", r1_weight=0.0, d_steps=1, g_steps=1, gp_weight=10.0,
+    d_norm="batch", d_dropout=0.0, d_spectral=False, loss="non-saturating", r1_weight=0.0, r1_every=1, d_steps=1, g_steps=1, gp_weight=10.0,
     real_smoothing=0.0, label_noise=0.0, flip=0.0,
     lr_g=4e-4, lr_d=1e-4, betas=[0.5, 0.999], batch_size=64, steps=8000, n_train=0, init_seed=0,
     ema_decay=0.999, snapshots=8, eval_samples=10_000,
@@ -88,7 +88,7 @@ def _step(modules, opts, cfg):
     return gan_step(modules["generator"], modules["discriminator"], opts["g"], opts["d"],
                     latent_dim=cfg["latent_dim"], loss=cfg["loss"], d_steps=cfg["d_steps"], g_steps=cfg["g_steps"],
                     gp_weight=cfg["gp_weight"], real_smoothing=cfg["real_smoothing"], label_noise=cfg["label_noise"],
-                    flip=cfg["flip"], r1_weight=cfg["r1_weight"], snapshots=modules.get("snapshots"), ema=modules.get("generator_ema"),
+                    flip=cfg["flip"], r1_weight=cfg["r1_weight"], r1_every=cfg["r1_every"], snapshots=modules.get("snapshots"), ema=modules.get("generator_ema"),
                     ema_decay=cfg["ema_decay"])
 
 

@@ -93,7 +93,7 @@ def frozen(module: nn.Module):
 def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
              opt_d: torch.optim.Optimizer, *, latent_dim: int, loss: str = "non-saturating", d_steps: int = 1,
              g_steps: int = 1, gp_weight: float = 10.0, real_smoothing: float = 0.0, label_noise: float = 0.0,
-             flip: float = 0.0, r1_weight: float = 0.0, batch_dims: int = 1, snapshots: Snapshots | None = None,
+             flip: float = 0.0, r1_weight: float = 0.0, r1_every: int = 1, batch_dims: int = 1, snapshots: Snapshots | None = None,
              ema: nn.Module | None = None, ema_decay: float = 0.999) -> Callable:
     """A step function ``step(batch, trainer) -> {"d_loss", "g_loss", ...}`` for the alternating game.
 
@@ -107,13 +107,15 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
     discriminator, or ``"wgan-gp"`` (critic loss + ``gp_weight`` x gradient
     penalty, generator ``-E f(G(z))``) or ``"hinge"`` (:func:`~gencourse.gan.losses.hinge_discriminator_loss`,
     generator ``-E l(G(z))``).  ``r1_weight`` = gamma adds ``gamma / 2`` times the R1
-    penalty on real data to the discriminator's loss (any loss).  Label tricks (BCE losses only):
+    penalty on real data to the discriminator's loss (any loss); with ``r1_every`` = k > 1 the penalty is
+    "lazy" (as in StyleGAN2): computed only on every k-th discriminator update (``trainer.step % k == 0``),
+    with weight ``k * gamma / 2``, so its average strength is unchanged at about 1/k of its cost.  Label tricks (BCE losses only):
     ``real_smoothing`` (one-sided), ``label_noise`` and ``flip`` (both sides), see
     :func:`gencourse.gan.losses.label_targets`.  ``batch_dims=2`` for stacked toy
     networks (inputs (S, B, ...)).  Logged: ``d_loss`` (critic loss *without* the
     penalty for WGAN-GP, so its negative estimates W1), ``g_loss`` (of the latest
     generator update), ``gp`` (WGAN-GP, the penalty *before* the weight ``gp_weight``),
-    ``r1`` (the R1 penalty before ``r1_weight / 2``, when it is on) and ``d_real`` /
+    ``r1`` (the R1 penalty before ``r1_weight / 2``, when it is on; with ``r1_every`` > 1, its latest value) and ``d_real`` /
     ``d_fake``, the mean probability (BCE losses) or raw score (WGAN-GP, hinge) D gives
     real and fake samples.
 
@@ -127,12 +129,15 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
         raise ValueError(f"d_steps and g_steps must be >= 1, got {d_steps}, {g_steps}")
     if r1_weight < 0:
         raise ValueError(f"r1_weight must be >= 0 (0 turns the R1 penalty off), got {r1_weight}")
+    if not isinstance(r1_every, int) or r1_every < 1:
+        raise ValueError(f"r1_every must be an integer >= 1 (1: the R1 penalty on every D update), got {r1_every!r}")
     wasserstein, hinge = loss == "wgan-gp", loss == "hinge"
     tricks = bool(real_smoothing or label_noise or flip)
     if tricks and (wasserstein or hinge):
         raise ValueError(f"label smoothing, noise and flips apply to the cross-entropy losses only, not loss={loss!r}: "
                          "set real_smoothing=label_noise=flip=0")
     last_g: dict = {}
+    last_r1: dict = {}
 
     def step(batch, trainer):
         real, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
@@ -142,7 +147,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
         # 1. discriminator / critic: one update against a fresh batch of fakes
         with torch.no_grad():
             fake = generator(torch.randn(*shape, latent_dim, device=real.device), *cond)
-        if r1_weight:
+        with_r1 = bool(r1_weight) and trainer.step % r1_every == 0
+        if with_r1:
             real = real.detach().requires_grad_(True)
         d_real, d_fake = discriminator(real, *cond), discriminator(fake, *cond)
         out = {}
@@ -168,11 +174,13 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
             d_loss = discriminator_loss(d_real, d_fake, real_target=t_real, fake_target=t_fake)
             out.update(d_loss=d_loss.detach(), d_real=torch.sigmoid(d_real.detach().float()).mean(),
                        d_fake=torch.sigmoid(d_fake.detach().float()).mean())
-        if r1_weight:
+        if with_r1:
             with torch.autocast(real.device.type, enabled=False):        # double backward in full precision
                 r1 = r1_penalty(d_real.float(), real, batch_dims=batch_dims)
-            d_loss = d_loss + 0.5 * r1_weight * r1
-            out["r1"] = r1.detach()
+            d_loss = d_loss + 0.5 * r1_weight * r1_every * r1
+            last_r1["value"] = r1.detach()
+        if "value" in last_r1:    # (a run resumed between two lazy updates logs r1 from the next one on)
+            out["r1"] = last_r1["value"]
         trainer.optimize(d_loss, opt_d)
 
         # 2. generator: g_steps updates on every d_steps-th step
@@ -187,7 +195,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
                     if ema is not None:
                         ema_update(ema, generator, ema_decay, step=trainer.step // d_steps)
             last_g["loss"] = g_loss.detach()
-        out["g_loss"] = last_g["loss"]
+        if "loss" in last_g:      # (a run resumed between two generator updates logs g_loss from the next one on)
+            out["g_loss"] = last_g["loss"]
         if snapshots is not None:
             snapshots.maybe_record(trainer.step + 1, ema if ema is not None else generator)
         return out
