@@ -495,7 +495,7 @@ def test_gan_recipe_trains_what_is_shipped(name):
     shipped = recipes.shipped_meta(name)["config"]
     cfg = recipes.get(name).config()
     keys = ("lr_g", "lr_d", "betas", "d_steps", "g_steps", "loss", "d_norm", "deep", "batch_size", "width",
-            "latent_dim", "ema_decay", "steps")
+            "latent_dim", "ema_decay", "steps", "d_spectral", "r1_weight", "r1_every")
     differ = {k: (cfg[k], shipped[k]) for k in keys if k in shipped and cfg[k] != shipped[k]}
     assert not differ, f"recipe vs shipped: {differ}"
 

@@ -147,5 +147,5 @@ _register("cgan-mnist", "class-conditional DCGAN (one-hot z, projection D) on MN
 _register("cgan-fashion", "class-conditional DCGAN on Fashion-MNIST (Chapter 4)", dataset="fashion",
           conditional=True)
 _register("wgan-gp-mnist", "WGAN-GP: the DCGAN networks (deep=True), critic without batch norm, 5 critic steps "
-          "(Chapter 4)", deep=True, loss="wgan-gp", d_norm="none", d_steps=5, lr_g=1e-4, lr_d=1e-4,
-          betas=[0.5, 0.9], steps=24_000)
+          "(Chapter 4)", deep=True, loss="wgan-gp", d_norm="none", d_steps=5, lr_g=2e-4, lr_d=2e-4,
+          betas=[0.0, 0.9], steps=24_000)
