@@ -228,7 +228,9 @@ def setting(name: str, value: Any, default: Any, *, where: str = "setting", opti
     if kind == "list":
         if not isinstance(value, (list, tuple)):
             fail(label, f"a list like {fix_example}", describe(value), fix)
-        inner = _kind(default[0]) if len(default) else None
+        kinds = {_kind(d) for d in default}
+        # a list of numbers with any float in its default takes floats everywhere (betas [0, 0.9])
+        inner = "float" if kinds == {"int", "float"} else _kind(default[0]) if len(default) else None
         for i, v in enumerate(value):
             if inner == "int":
                 integer(v, f"{label}[{i}]", lo=1 if name in ("hidden", "channels", "channel_mults") else None, fix=fix)

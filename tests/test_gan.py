@@ -608,73 +608,52 @@ def test_gan_step_hinge_and_r1_logs_and_updates(loss, r1):
         gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, r1_weight=-1.0)
 
 
-def test_r1_in_gan_step_adds_half_gamma_times_the_penalty_to_the_discriminator_loss():
-    """One D update with r1_weight = gamma against the same update with the loss written out by hand."""
+def _one_d_update(r1_weight=0.0, *, r1_every=1, at_step=0, manual_weight=None):
+    """D's parameters after one D update on a fixed real batch: through gan_step (at trainer.step = at_step), or,
+    with manual_weight, with the loss written out by hand, BCE + manual_weight * R1 (the same fakes)."""
     from gencourse.train import Trainer
 
-    def run(r1_weight, manual):
-        torch.manual_seed(0)
-        G, D = gan.MLPGenerator(2, (2,), [8]), gan.MLPDiscriminator((2,), [8])
-        opt_g, opt_d = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1)
-        real = torch.randn(16, 2, generator=torch.Generator().manual_seed(1))
-        if manual:
-            torch.manual_seed(5)
-            fake = G(torch.randn(16, 2)).detach()
-            x = real.clone().requires_grad_(True)
-            lr_, lf = D(x), D(fake)
-            loss = L.discriminator_loss(lr_, lf) + 0.5 * 3.0 * L.r1_penalty(lr_, x)
-            opt_d.zero_grad()
-            loss.backward()
-            opt_d.step()
-            return [p.detach().clone() for p in D.parameters()]
-        step = gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, r1_weight=r1_weight)
-        tr = Trainer(step, lambda: real, modules={"g": G, "d": D}, optimizers={"g": opt_g, "d": opt_d},
-                     progress="off")
+    torch.manual_seed(0)
+    G, D = gan.MLPGenerator(2, (2,), [8]), gan.MLPDiscriminator((2,), [8])
+    opt_g, opt_d = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1)
+    real = torch.randn(16, 2, generator=torch.Generator().manual_seed(1))
+    if manual_weight is not None:
         torch.manual_seed(5)
-        step(real, tr)
+        fake = G(torch.randn(16, 2)).detach()
+        x = real.clone().requires_grad_(True)
+        lr_, lf = D(x), D(fake)
+        loss = L.discriminator_loss(lr_, lf) + manual_weight * L.r1_penalty(lr_, x)
+        opt_d.zero_grad()
+        loss.backward()
+        opt_d.step()
         return [p.detach().clone() for p in D.parameters()]
+    step = gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, r1_weight=r1_weight, r1_every=r1_every, d_steps=8)
+    tr = Trainer(step, lambda: real, modules={"g": G, "d": D}, optimizers={"g": opt_g, "d": opt_d}, progress="off")
+    tr.step = at_step
+    torch.manual_seed(5)
+    step(real, tr)
+    return [p.detach().clone() for p in D.parameters()]
 
-    by_hand, stepped, without = run(3.0, True), run(3.0, False), run(0.0, False)
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(by_hand, stepped))
-    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(by_hand, without))
+
+def _same(a, b):
+    return all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a, b))
+
+
+def test_r1_in_gan_step_adds_half_gamma_times_the_penalty_to_the_discriminator_loss():
+    """One D update with r1_weight = gamma against the same update with the loss written out by hand."""
+    by_hand = _one_d_update(manual_weight=0.5 * 3.0)
+    assert _same(by_hand, _one_d_update(3.0))
+    assert not _same(by_hand, _one_d_update(0.0))
 
 
 def test_lazy_r1_applies_k_times_the_weight_on_every_kth_update_and_nothing_between():
     """r1_every = k: on a step with trainer.step % k == 0 the D update equals the one written out by hand with
     k * gamma / 2 * R1; on the other steps it equals the update without any penalty."""
-    from gencourse.train import Trainer
-
-    real = torch.randn(16, 2, generator=torch.Generator().manual_seed(1))
-
-    def run(at_step, r1_weight, r1_every=1, manual_weight=None):
-        torch.manual_seed(0)
-        G, D = gan.MLPGenerator(2, (2,), [8]), gan.MLPDiscriminator((2,), [8])
-        opt_g, opt_d = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1)
-        if manual_weight is not None:
-            torch.manual_seed(5)
-            fake = G(torch.randn(16, 2)).detach()
-            x = real.clone().requires_grad_(True)
-            lr_, lf = D(x), D(fake)
-            loss = L.discriminator_loss(lr_, lf) + manual_weight * L.r1_penalty(lr_, x)
-            opt_d.zero_grad()
-            loss.backward()
-            opt_d.step()
-            return [p.detach().clone() for p in D.parameters()]
-        step = gan.gan_step(G, D, opt_g, opt_d, latent_dim=2, r1_weight=r1_weight, r1_every=r1_every, d_steps=8)
-        tr = Trainer(step, lambda: real, modules={"g": G, "d": D}, optimizers={"g": opt_g, "d": opt_d},
-                     progress="off")
-        tr.step = at_step
-        torch.manual_seed(5)
-        step(real, tr)
-        return [p.detach().clone() for p in D.parameters()]
-
-    def same(a, b):
-        return all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a, b))
-
-    by_hand = run(0, 0, manual_weight=0.5 * 3.0 * 4)
-    assert same(run(0, 3.0, r1_every=4), by_hand) and same(run(8, 3.0, r1_every=4), by_hand)
-    assert not same(run(0, 3.0), by_hand)                       # the eager penalty has a quarter of the weight
-    assert same(run(1, 3.0, r1_every=4), run(1, 0.0)) and not same(run(1, 3.0, r1_every=4), by_hand)
+    by_hand = _one_d_update(manual_weight=0.5 * 3.0 * 4)
+    assert _same(_one_d_update(3.0, r1_every=4), by_hand) and _same(_one_d_update(3.0, r1_every=4, at_step=8), by_hand)
+    assert not _same(_one_d_update(3.0), by_hand)              # the eager penalty has a quarter of the weight
+    between = _one_d_update(3.0, r1_every=4, at_step=1)
+    assert _same(between, _one_d_update(0.0, at_step=1)) and not _same(between, by_hand)
     G, D = gan.MLPGenerator(2, (2,), [8]), gan.MLPDiscriminator((2,), [8])
     with pytest.raises(ValueError, match="r1_every must be an integer >= 1"):
         gan.gan_step(G, D, None, None, latent_dim=2, r1_weight=1.0, r1_every=0)

@@ -40,6 +40,11 @@ def test_numbers_and_settings():
             validate.number(bad, "lr", lo=0, lo_open=True)
     # settings: the default's type, the range of SETTING_RANGES
     assert validate.setting("hidden", (64, 32), [512, 256]) == [64, 32]
+    assert validate.setting("betas", [0, 0.9], [0, 0.9]) == [0, 0.9]   # mixed int/float default: numbers
+    with pytest.raises(ValueError, match=r"'betas'\[1\]: expected a number"):
+        validate.setting("betas", [0, "x"], [0, 0.9])
+    with pytest.raises(ValueError, match=r"'hidden'\[1\]: expected an integer"):
+        validate.setting("hidden", [64, 0.5], [512, 256])
     assert validate.setting("x_sigma", None, None) is None and validate.setting("x_sigma", 0.1, None) == 0.1
     with pytest.raises(ValueError, match="'x_sigma': expected a number >= 0"):
         validate.setting("x_sigma", -1, None)

@@ -136,8 +136,7 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
     if tricks and (wasserstein or hinge):
         raise ValueError(f"label smoothing, noise and flips apply to the cross-entropy losses only, not loss={loss!r}: "
                          "set real_smoothing=label_noise=flip=0")
-    last_g: dict = {}
-    last_r1: dict = {}
+    latest: dict = {}   # g_loss and r1 of the latest update that made them, logged on every step after it
 
     def step(batch, trainer):
         real, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
@@ -178,9 +177,7 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
             with torch.autocast(real.device.type, enabled=False):        # double backward in full precision
                 r1 = r1_penalty(d_real.float(), real, batch_dims=batch_dims)
             d_loss = d_loss + 0.5 * r1_weight * r1_every * r1
-            last_r1["value"] = r1.detach()
-        if "value" in last_r1:    # (a run resumed between two lazy updates logs r1 from the next one on)
-            out["r1"] = last_r1["value"]
+            latest["r1"] = r1.detach()
         trainer.optimize(d_loss, opt_d)
 
         # 2. generator: g_steps updates on every d_steps-th step
@@ -194,9 +191,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
                     trainer.optimize(g_loss, opt_g)
                     if ema is not None:
                         ema_update(ema, generator, ema_decay, step=trainer.step // d_steps)
-            last_g["loss"] = g_loss.detach()
-        if "loss" in last_g:      # (a run resumed between two generator updates logs g_loss from the next one on)
-            out["g_loss"] = last_g["loss"]
+            latest["g_loss"] = g_loss.detach()
+        out.update(latest)        # (a run resumed between two such updates logs them from the next one on)
         if snapshots is not None:
             snapshots.maybe_record(trainer.step + 1, ema if ema is not None else generator)
         return out
